@@ -1,0 +1,94 @@
+"""Calibrate and check the planner's memory model against measured peak training memory.
+
+    python -m benchmarks.memory_model [--fit] [--device cpu|cuda] [--out benchmarks/results/memory_model_cpu.json]
+
+Each configuration trains for a few iterations in a fresh process; on the CPU the peak is the
+growth of the resident set (ru_maxrss) above the idle process, on CUDA
+``torch.cuda.max_memory_allocated``.  ``--fit`` prints least-squares coefficients for
+nnocc/planning/memory_model.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+CONFIGS = [
+    ("tiny", [32, 64, 64], 2, 2048), ("tiny", [48, 96, 96], 2, 4096), ("tiny", [64, 64, 64], 4, 2048),
+    ("small", [32, 64, 64], 2, 2048), ("small", [48, 96, 96], 2, 4096), ("small", [64, 128, 128], 2, 4096),
+    ("base", [32, 64, 64], 2, 2048), ("base", [64, 64, 64], 2, 2048),
+]
+
+_CHILD = r"""
+import json, resource, sys, torch
+from nnocc.architectures.convocc import build_kwargs
+from nnocc.architectures.registry import build_model
+preset, patch, batch, points, device = json.loads(sys.argv[1])
+torch.set_num_threads(2)
+def rss_mb():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS'):
+                return int(line.split()[1]) / 1024
+base = rss_mb()
+kwargs = build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0])
+model = build_model('convocc', kwargs).to(device)
+opt = torch.optim.AdamW(model.parameters(), 1e-3)
+x = torch.randn(batch, 1, *patch, device=device)
+p = torch.rand(batch, points, 3, device=device) - 0.5
+for _ in range(3):
+    logits, aux = model(x, p)
+    loss = logits.logsumexp(-1).mean() + aux.mean()
+    opt.zero_grad(); loss.backward(); opt.step()
+if device == 'cuda':
+    peak = torch.cuda.max_memory_allocated() / 2**20
+else:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+print(json.dumps({'peak_mb': peak}))
+"""
+
+
+def measure(config, device: str) -> float:
+    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(list(config) + [device])], capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def main() -> None:
+    from nnocc.architectures.convocc import build_kwargs
+    from nnocc.planning.memory_model import training_footprint
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    rows = []
+    for config in CONFIGS:
+        preset, patch, batch, points = config
+        fp = training_footprint("convocc", build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]), patch, batch, points)
+        measured = measure(config, args.device)
+        rows.append(dict(preset=preset, patch=patch, batch=batch, points=points, activations=fp.activation_elements,
+                         parameters=fp.parameters, inputs=fp.input_elements, estimated_mb=fp.estimated_bytes() / 2**20,
+                         measured_mb=measured))
+        print(f"{preset:5s} patch {patch} batch {batch} points {points}: estimated "
+              f"{rows[-1]['estimated_mb']:8.1f} MB, measured {measured:8.1f} MB", flush=True)
+    if args.fit:
+        a = np.array([[r["activations"], r["parameters"] * 16 + r["inputs"] * 4, 1.0] for r in rows])
+        b = np.array([r["measured_mb"] * 2**20 for r in rows])
+        (per_activation, scale_rest, constant), *_ = np.linalg.lstsq(a, b, rcond=None)
+        print(f"BYTES_PER_ACTIVATION ~ {per_activation:.2f}, other-terms scale {scale_rest:.2f}, "
+              f"FIXED_OVERHEAD_BYTES ~ {constant / 1e6:.0f}e6")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "device": args.device,
+                                        "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

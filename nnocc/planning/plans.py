@@ -1,0 +1,154 @@
+"""``nnoccPlans.json``: what to do with a dataset, one entry per configuration.
+
+Every number a later stage uses is here, so that a model rebuilds from plans + checkpoint alone
+and a user can read (and edit) why nnocc does what it does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from nnocc.utils.errors import NnoccError
+from nnocc.utils.serialization import JsonDataclass, to_dict
+
+
+@dataclass
+class ChannelNormalization:
+    channel: str
+    scheme: str                      # 'ct' | 'zscore' | 'rescale_to_0_1' | 'none'
+    clip_low: Optional[float] = None
+    clip_high: Optional[float] = None
+    mean: Optional[float] = None
+    std: Optional[float] = None
+    use_nonzero_mask: bool = False
+
+
+@dataclass
+class ResamplingPlan:
+    image_order: int = 3
+    label_order: int = 1
+    separate_z: bool = False          # resample the out-of-plane axis apart from the plane
+    z_axis: Optional[int] = None
+    image_order_z: int = 0
+    label_order_z: int = 0
+
+
+@dataclass
+class SamplingPlan:
+    """Patch samplers and query points, per patch."""
+    random_share: float
+    label_share: float
+    donut_share: float
+    donut_labels: List[int]           # label values the donut sampler circles (the small classes)
+    donut_margin_mm: float            # shell thickness around a structure for donut centres
+    points_per_patch: int
+    boundary_point_share: float       # share of points drawn in a band around label boundaries
+    boundary_band_mm: float
+    soft_point_targets: bool = False
+
+
+@dataclass
+class AugmentationPlan:
+    rotation_deg: List[float] = field(default_factory=lambda: [15.0, 15.0, 15.0])
+    p_rotation: float = 0.2
+    scale_range: List[float] = field(default_factory=lambda: [0.85, 1.25])
+    p_scale: float = 0.2
+    p_elastic: float = 0.0
+    elastic_alpha: List[float] = field(default_factory=lambda: [0.0, 200.0])
+    elastic_sigma: List[float] = field(default_factory=lambda: [9.0, 13.0])
+    mirror_axes: List[int] = field(default_factory=lambda: [0, 1, 2])
+    p_gamma: float = 0.3
+    gamma_range: List[float] = field(default_factory=lambda: [0.7, 1.5])
+    p_noise: float = 0.1
+    p_blur: float = 0.2
+    p_brightness: float = 0.15
+    p_contrast: float = 0.15
+
+
+@dataclass
+class TrainingPlan:
+    optimizer: str = "adamw"
+    initial_lr: float = 1e-3
+    weight_decay: float = 3e-5
+    lr_schedule: str = "poly"
+    poly_exponent: float = 0.9
+    num_epochs: int = 1000
+    iterations_per_epoch: int = 250
+    validation_iterations: int = 50
+    checkpoint_every: int = 50
+    ce_weight: float = 1.0
+    dice_weight: float = 1.0
+    aux_weight: float = 0.1
+    grad_clip: float = 12.0
+    ema_pseudo_dice: float = 0.9
+
+
+@dataclass
+class ArchitecturePlan:
+    name: str                          # registry key
+    kwargs: Dict[str, Any]
+
+
+@dataclass
+class MisePlan:
+    coarse_spacing_mm: float           # no larger than the smallest structure
+    threshold: float                   # region mode: sigmoid threshold; label mode: unused
+    uncertainty_margin: float          # a corner whose decision is within this margin is refined
+    refine_labels: List[int]           # label values that get a second, centred pass
+    refine_spacing_factor: float = 0.5
+    tile_step: float = 0.5
+    stitching: str = "nearest"         # 'nearest' tile centre or 'gaussian' blend
+    seed_from_aux: bool = False
+
+
+@dataclass
+class MemoryEstimate:
+    budget_gb: float
+    estimated_peak_gb: float
+    model_parameters: int
+    notes: str = ""
+
+
+@dataclass
+class ConfigurationPlan:
+    name: str
+    spacing: List[float]
+    median_shape: List[float]
+    patch_size: List[int]
+    patch_size_mm: List[float]
+    batch_size: int
+    normalization: List[ChannelNormalization]
+    resampling: ResamplingPlan
+    sampling: SamplingPlan
+    augmentation: AugmentationPlan
+    training: TrainingPlan
+    architecture: ArchitecturePlan
+    mise: MisePlan
+    memory: MemoryEstimate
+
+    def preprocessing_key(self) -> str:
+        """Changes whenever preprocessed data would differ, so stale cases are redone."""
+        relevant = {k: to_dict(getattr(self, k)) for k in ("spacing", "normalization", "resampling")}
+        relevant["donut"] = [self.sampling.donut_labels, self.sampling.donut_margin_mm]
+        return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Plans(JsonDataclass):
+    dataset_name: str
+    plans_name: str
+    planner: str
+    gpu_memory_target_gb: float
+    has_regions: bool
+    output_names: List[str]
+    label_values: List[int]
+    configurations: Dict[str, ConfigurationPlan]
+    notes: List[str] = field(default_factory=list)
+
+    def configuration(self, name: str) -> ConfigurationPlan:
+        if name not in self.configurations:
+            raise NnoccError(f"plans {self.plans_name}: no configuration {name!r} "
+                             f"(available: {', '.join(self.configurations)})")
+        return self.configurations[name]

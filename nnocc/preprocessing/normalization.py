@@ -1,0 +1,56 @@
+"""Intensity normalisation per channel, as written in the plan."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from nnocc.fingerprint.fingerprint import IntensityStatistics
+from nnocc.planning.plans import ChannelNormalization
+
+SCHEMES = ("ct", "zscore", "rescale_to_0_1", "none")
+
+
+def scheme_for_channel(name: str) -> str:
+    """nnU-Net's convention: the channel *name* chooses the scheme."""
+    lowered = name.lower()
+    if lowered == "ct":
+        return "ct"
+    if lowered in ("nonorm", "none"):
+        return "none"
+    if lowered in ("rescale_to_0_1", "rgb_to_0_1"):
+        return "rescale_to_0_1"
+    return "zscore"
+
+
+def plan_normalization(name: str, statistics: IntensityStatistics, use_nonzero_mask: bool) -> ChannelNormalization:
+    scheme = scheme_for_channel(name)
+    if scheme == "ct":
+        # the HU window: foreground 0.5 / 99.5 percentiles, then z-score with foreground statistics
+        return ChannelNormalization(name, "ct", clip_low=statistics.percentile_00_5,
+                                    clip_high=statistics.percentile_99_5, mean=statistics.mean,
+                                    std=statistics.std)
+    return ChannelNormalization(name, scheme, use_nonzero_mask=use_nonzero_mask and scheme == "zscore")
+
+
+def normalize_channel(channel: np.ndarray, norm: ChannelNormalization, mask: Optional[np.ndarray] = None) -> np.ndarray:
+    channel = channel.astype(np.float32, copy=False)
+    if norm.scheme == "ct":
+        clipped = np.clip(channel, norm.clip_low, norm.clip_high)
+        return ((clipped - norm.mean) / max(norm.std, 1e-8)).astype(np.float32)
+    if norm.scheme == "zscore":
+        region = channel[mask] if (norm.use_nonzero_mask and mask is not None and mask.any()) else channel
+        out = (channel - region.mean()) / max(float(region.std()), 1e-8)
+        if norm.use_nonzero_mask and mask is not None:
+            out[~mask] = 0
+        return out.astype(np.float32)
+    if norm.scheme == "rescale_to_0_1":
+        lo, hi = float(channel.min()), float(channel.max())
+        return ((channel - lo) / max(hi - lo, 1e-8)).astype(np.float32)
+    if norm.scheme == "none":
+        return channel
+    raise ValueError(f"unknown normalisation scheme {norm.scheme!r}; expected one of {SCHEMES}")
+
+
+def normalize_image(image: np.ndarray, schemes: Sequence[ChannelNormalization], mask: Optional[np.ndarray]) -> np.ndarray:
+    return np.stack([normalize_channel(c, n, mask) for c, n in zip(image, schemes)])

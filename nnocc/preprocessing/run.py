@@ -1,0 +1,20 @@
+"""Stage 3: preprocessed data for the configurations of a plan."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from nnocc.io.raw_dataset import RawDataset
+from nnocc.paths import DatasetPaths
+from nnocc.planning.run import load_plans
+from nnocc.preprocessing.preprocessor import run_preprocessing
+
+
+def run_preprocessing_for_plans(paths: DatasetPaths, plans_name: str = "nnoccPlans",
+                                configurations: Optional[Sequence[str]] = None, num_processes: int = 1,
+                                clean: bool = False) -> List[Path]:
+    plans = load_plans(paths, plans_name)
+    dataset = RawDataset(paths.raw)
+    names = list(configurations) if configurations else list(plans.configurations)
+    return [run_preprocessing(dataset, plans.configuration(name), paths.configuration_data(plans_name, name),
+                              num_processes, clean) for name in names]

@@ -1,0 +1,47 @@
+from setuptools import find_packages, setup
+
+COMMANDS = {
+    "nnocc_generate_dataset": "generate_dataset",
+    "nnocc_extract_fingerprint": "extract_fingerprint",
+    "nnocc_plan_experiment": "plan_experiment",
+    "nnocc_preprocess": "preprocess",
+    "nnocc_plan_and_preprocess": "plan_and_preprocess",
+    "nnocc_train": "train",
+    "nnocc_predict": "predict",
+    "nnocc_evaluate_folder": "evaluate_folder",
+    "nnocc_ensemble": "ensemble",
+    "nnocc_determine_postprocessing": "determine_postprocessing",
+    "nnocc_apply_postprocessing": "apply_postprocessing",
+    "nnocc_find_best_configuration": "find_best_configuration",
+    "nnocc_convert_kits23": "convert_kits23",
+    "nnocc_export_model_to_zip": "export_model",
+    "nnocc_install_pretrained_model_from_zip": "install_model",
+    "nnocc_plot_overlay_pngs": "plot_overlay_pngs",
+    "nnocc_challenge_predict": "challenge_predict",
+    "nnocc_demo": "demo",
+}
+
+setup(
+    name="nnocc",
+    version="0.1.0",
+    description="Self-configuring 3D medical image segmentation with occupancy networks",
+    long_description=open("readme.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["nnocc", "nnocc.*"]),
+    python_requires=">=3.9",
+    # torch is required but never pinned to a release: an installed torch (CPU or CUDA) is kept.
+    install_requires=[
+        "torch>=2.1",
+        "dynamic-network-architectures>=0.3.1,<0.4",  # 0.4 pulls timm -> torchvision -> a new CUDA torch
+        "batchgenerators>=0.25",
+        "acvl-utils>=0.2",
+        "SimpleITK>=2.2",
+        "nibabel>=5.0",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "tqdm>=4.60",
+        "matplotlib>=3.6",  # progress.png and overlay pictures, as in nnU-Net
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": [f"{cmd}=nnocc.cli.{module}:main" for cmd, module in COMMANDS.items()]},
+)

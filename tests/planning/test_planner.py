@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from nnocc.fingerprint.fingerprint import CaseFingerprint, DatasetFingerprint, IntensityStatistics, StructureStatistics
+from nnocc.io.dataset_json import parse_dataset_json
+from nnocc.planning.planner import OccupancyPlanner, find_planner
+from nnocc.planning.plans import Plans
+from nnocc.planning.target_spacing import target_spacing
+from nnocc.utils.errors import NnoccError
+
+KITS_JSON = {"channel_names": {"0": "CT"}, "numTraining": 30, "file_ending": ".nii.gz",
+             "labels": {"background": 0, "kidney_and_masses": [1, 2, 3], "masses": [2, 3], "tumor": 2},
+             "regions_class_order": [1, 3, 2]}
+
+
+def _structure(name, value, volume, diameter):
+    return StructureStatistics(name, "label", [value], 30, 1.0, volume / 0.6, volume, volume / 3, volume * 3, 1,
+                               diameter * 0.8, diameter, [diameter] * 3, volume ** (2 / 3) * 4.8)
+
+
+def kits_like_fingerprint() -> DatasetFingerprint:
+    rng = np.random.default_rng(0)
+    cases = [CaseFingerprint(f"c{i}", [float(rng.uniform(0.6, 1.0))] * 3, [int(rng.integers(300, 600)), 512, 512],
+                             [int(rng.integers(300, 600)), 512, 512]) for i in range(30)]
+    for c in cases:
+        c.spacing[0] = float(np.clip(c.spacing[0] * 1.2, 0.5, 5.0))
+    intensity = IntensityStatistics(100.0, 70.0, 105.0, -54.0, 242.0, -200.0, 600.0)
+    structures = [_structure("kidney", 1, 180000.0, 60.0), _structure("tumor", 2, 20000.0, 25.0),
+                  _structure("cyst", 3, 3000.0, 9.0)]
+    return DatasetFingerprint("Dataset023_KiTS", ["CT"], cases, {"CT": intensity}, structures)
+
+
+def test_nnunet_target_spacing_rule():
+    spacings = np.array([[5.0, 0.8, 0.8]] * 6 + [[1.0, 0.8, 0.8]] * 4)
+    shapes = np.array([[40, 512, 512]] * 10)
+    assert target_spacing(spacings, shapes)[0] == pytest.approx(1.0, rel=1e-3)  # 10th percentile of the thick axis
+    assert target_spacing(spacings[:, [1, 2, 0]] * 0 + 1.5, shapes)[0] == 1.5
+
+
+def test_budgets_give_different_plans_within_budget():
+    description = parse_dataset_json(KITS_JSON, "dataset.json")
+    small = OccupancyPlanner(kits_like_fingerprint(), description, 4).plan().configurations["3d_occ"]
+    large = OccupancyPlanner(kits_like_fingerprint(), description, 40).plan().configurations["3d_occ"]
+    assert small.memory.estimated_peak_gb <= 4 and large.memory.estimated_peak_gb <= 40
+    assert np.prod(large.patch_size) * large.batch_size > 2 * np.prod(small.patch_size) * small.batch_size
+    assert small.architecture.kwargs["preset"] != large.architecture.kwargs["preset"]
+    assert large.architecture.kwargs["preset"] == "base"  # seed 000's sizes on a big GPU
+    for config in (small, large):
+        stride = [int(np.prod([s[a] for s in config.architecture.kwargs["strides"]])) for a in range(3)]
+        assert all(p % s == 0 for p, s in zip(config.patch_size, stride))
+
+
+def test_kits_plan_uses_ct_window_regions_and_small_class_tools():
+    description = parse_dataset_json(KITS_JSON, "dataset.json")
+    plans = OccupancyPlanner(kits_like_fingerprint(), description, 8).plan()
+    config = plans.configurations["3d_occ"]
+    norm = config.normalization[0]
+    assert (norm.scheme, norm.clip_low, norm.clip_high) == ("ct", -54.0, 242.0)
+    assert plans.has_regions and plans.output_names == ["kidney_and_masses", "masses", "tumor"]
+    assert config.architecture.kwargs["num_outputs"] == 3
+    assert config.sampling.donut_labels == [3] and config.mise.refine_labels == [3]
+    assert config.mise.coarse_spacing_mm <= 9.0  # no larger than the smallest structure
+    assert config.sampling.donut_share > 0 and config.sampling.boundary_point_share == 0.5
+
+
+def test_plans_json_round_trip(tmp_path):
+    description = parse_dataset_json(KITS_JSON, "dataset.json")
+    plans = OccupancyPlanner(kits_like_fingerprint(), description, 8).plan()
+    plans.save(tmp_path / "plans.json")
+    assert Plans.load(tmp_path / "plans.json") == plans
+
+
+class HalfBatchPlanner(OccupancyPlanner):
+    """A user's planner: everything as usual but a fixed batch size."""
+
+    def choose_patch_and_batch(self, kwargs, spacing, median_shape):
+        patch, _, footprint = super().choose_patch_and_batch(kwargs, spacing, median_shape)
+        return patch, 2, footprint
+
+
+def test_planner_found_by_name_or_import_path():
+    assert find_planner("OccupancyPlanner") is OccupancyPlanner
+    assert find_planner("tests.planning.test_planner:HalfBatchPlanner") is HalfBatchPlanner
+    with pytest.raises(NnoccError, match="unknown planner"):
+        find_planner("NoSuchPlanner")

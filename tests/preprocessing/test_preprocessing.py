@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+
+from nnocc.cli import plan_and_preprocess
+from nnocc.coordinates import preprocessed_to_cropped
+from nnocc.io.images import ImageGeometry, read_image
+from nnocc.paths import dataset_paths
+from nnocc.planning.plans import Plans, ResamplingPlan
+from nnocc.preprocessing import preprocessor
+from nnocc.preprocessing.resampling import resample_image, resample_labels
+from nnocc.preprocessing.storage import list_cases, load_preprocessed_case
+from tests.conftest import copy_dataset
+
+
+def _run(dataset_id, *extra):
+    with pytest.raises(SystemExit) as info:
+        plan_and_preprocess.main(["-d", str(dataset_id), "-np", "1", *extra])
+    assert info.value.code == 0
+
+
+def test_ct_preprocessing_matches_raw(ct_raw_root, data_folders):
+    copy_dataset(ct_raw_root, data_folders)
+    _run(501)
+    paths = dataset_paths(501)
+    plans = Plans.load(paths.plans_file("nnoccPlans"))
+    config = plans.configurations["3d_occ"]
+    folder = paths.configuration_data("nnoccPlans", "3d_occ")
+    assert list_cases(folder) == [f"case_{i:04d}" for i in range(6)]
+    norm = config.normalization[0]
+    low, high = (norm.clip_low - norm.mean) / norm.std, (norm.clip_high - norm.mean) / norm.std
+    for name in list_cases(folder):
+        case = load_preprocessed_case(folder, name)
+        raw_image, raw_geometry = read_image(paths.raw / "imagesTr" / f"{name}_0000.nii.gz")
+        raw_labels, _ = read_image(paths.raw / "labelsTr" / f"{name}.nii.gz")
+        props = case.properties
+        assert props.geometry.differences(raw_geometry) == []
+        image = case.image[...]
+        assert list(image.shape[1:]) == props.preprocessed_shape
+        expected = np.round(np.array(props.cropped_shape) * raw_geometry.spacing / np.array(config.spacing))
+        np.testing.assert_array_equal(props.preprocessed_shape, expected)
+        slack = 0.25 * (high - low)  # cubic interpolation rings at the clipped air/body edge
+        assert low - slack <= image.min() and image.max() <= high + slack
+        box = tuple(slice(a, b) for a, b in props.crop_bbox)
+        np.testing.assert_array_equal(case.seg_original[...], raw_labels[box])
+        assert set(np.unique(case.seg[...])) == set(np.unique(raw_labels))
+        for key, coords in case.locations.items():
+            if key.startswith("label_") and len(coords):
+                assert (case.seg[...][tuple(coords.T)] == int(key.split("_")[1])).all()
+        if len(case.locations["donut"]):
+            assert not np.isin(case.seg[...][tuple(case.locations["donut"].T)], config.sampling.donut_labels).any()
+
+
+def test_mri_gets_zscore_and_a_different_plan(mri_raw_root, ct_raw_root, data_folders):
+    copy_dataset(mri_raw_root, data_folders)
+    copy_dataset(ct_raw_root, data_folders)
+    _run(502)
+    _run(501)
+    mri = Plans.load(dataset_paths(502).plans_file("nnoccPlans")).configurations["3d_occ"]
+    ct = Plans.load(dataset_paths(501).plans_file("nnoccPlans")).configurations["3d_occ"]
+    assert [n.scheme for n in mri.normalization] == ["zscore", "zscore"]
+    assert [n.scheme for n in ct.normalization] == ["ct"]
+    assert mri.architecture.kwargs["in_channels"] == 2
+    folder = dataset_paths(502).configuration_data("nnoccPlans", "3d_occ")
+    image = load_preprocessed_case(folder, "case_0000").image[...]
+    assert image.shape[0] == 2
+    for channel in image:
+        assert abs(channel.mean()) < 0.1 and 0.8 < channel.std() < 1.2
+
+
+def test_second_run_skips_clean_redoes_and_interrupt_leaves_no_complete_folder(ct_raw_root, data_folders, monkeypatch):
+    copy_dataset(ct_raw_root, data_folders)
+    _run(501)
+    folder = dataset_paths(501).configuration_data("nnoccPlans", "3d_occ")
+    stamp = (folder / "case_0000.b2nd").stat().st_mtime_ns
+    _run(501)
+    assert (folder / "case_0000.b2nd").stat().st_mtime_ns == stamp
+    _run(501, "--clean")
+    assert (folder / "case_0000.b2nd").stat().st_mtime_ns != stamp
+
+    original = preprocessor.preprocess_training_case
+    calls = []
+
+    def crash_on_third(job):
+        calls.append(job[0].name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(job)
+
+    monkeypatch.setattr(preprocessor, "preprocess_training_case", crash_on_third)
+    with pytest.raises(SystemExit) as info:
+        plan_and_preprocess.main(["-d", "501", "-np", "1", "--clean"])
+    assert info.value.code == 130
+    assert not folder.exists() and folder.with_name(folder.name + ".partial").is_dir()
+    monkeypatch.setattr(preprocessor, "preprocess_training_case", original)
+    _run(501)
+    assert folder.is_dir() and len(list_cases(folder)) == 6
+    assert not folder.with_name(folder.name + ".partial").exists()
+
+
+def test_resampling_keeps_physical_positions():
+    """A linear ramp resampled with the extent-preserving convention stays the same ramp."""
+    old_shape, new_shape = (10, 20, 30), (25, 13, 30)
+    ramp = np.indices(old_shape, dtype=np.float32)[1] * 2.0 + 5.0
+    out = resample_image(ramp[None], new_shape, ResamplingPlan(), None)[0]
+    index_new = np.indices(new_shape, dtype=np.float64)[1]
+    index_old = preprocessed_to_cropped(index_new[..., None].repeat(3, -1), new_shape, old_shape)[..., 1]
+    inner = (slice(2, -2), slice(2, -2), slice(None))
+    # a half-voxel shift would be off by ~1.5; spline edge effects stay below 0.01
+    np.testing.assert_allclose(out[inner], (index_old * 2.0 + 5.0)[inner], atol=0.01)
+
+
+def test_label_resampling_keeps_boundaries_and_small_structures():
+    labels = np.zeros((10, 40, 40), dtype=np.uint8)
+    labels[:, 10:30, 10:30] = 1
+    labels[4:6, 18:20, 18:20] = 2
+    plan = ResamplingPlan(separate_z=True, z_axis=0)
+    up = resample_labels(labels, (10, 80, 80), plan, 0)
+    assert (up == 1).sum() + (up == 2).sum() == pytest.approx(4 * (labels > 0).sum(), rel=0.02)
+    assert (up == 2).sum() == pytest.approx(4 * (labels == 2).sum(), rel=0.3)

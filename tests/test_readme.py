@@ -1,0 +1,33 @@
+"""The readme's promises: two set-up commands at the top, and CI runs exactly the second."""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands():
+    lines = (ROOT / "readme.md").read_text().splitlines()
+    commands, inside = [], False
+    for line in lines:
+        if line.startswith("```"):
+            inside = not inside
+            continue
+        if inside:
+            commands.append(line)
+        if len(commands) == 2 and not inside:
+            break
+    return commands
+
+
+def test_ci_runs_the_readme_test_command():
+    main_job, test_command = readme_commands()
+    assert "pytest" in test_command and "pytest" not in main_job
+    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
+    assert ci == [test_command]
+
+
+def test_top_level_layout():
+    expected = {"nnocc", "nnocc_raw", "nnocc_preprocessed", "nnocc_results", "tests", "setup.py", "readme.md",
+                "benchmarks", "container"}
+    present = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") and not p.name.endswith(".egg-info")}
+    assert expected - {"container"} <= present
+    assert present <= expected | {"build", "dist"}
