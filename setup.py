@@ -42,6 +42,8 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.6",  # progress.png and overlay pictures, as in nnU-Net
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # surface-distance is DeepMind's reference implementation (KiTS23's official metric): the tests
+    # check nnocc's own surface metrics against it
+    extras_require={"test": ["pytest>=7", "surface-distance>=0.1"]},
     entry_points={"console_scripts": [f"{cmd}=nnocc.cli.{module}:main" for cmd, module in COMMANDS.items()]},
 )

@@ -52,3 +52,57 @@ def copy_dataset(raw_root: Path, folders: DataFolders) -> None:
     import shutil
     for d in raw_root.iterdir():
         shutil.copytree(d, folders.raw / d.name)
+
+
+@pytest.fixture(scope="session")
+def ct_preprocessed(ct_raw_root, tmp_path_factory) -> DataFolders:
+    """Dataset501 planned for a 1 GB budget (the 'tiny' network) and preprocessed, shared read-only."""
+    from nnocc.fingerprint.run import run_fingerprint_extraction
+    from nnocc.paths import DatasetPaths
+    from nnocc.planning.run import run_planning
+    from nnocc.preprocessing.run import run_preprocessing_for_plans
+
+    folders = folders_at(tmp_path_factory.mktemp("ct_pre"))
+    for path in (folders.raw, folders.preprocessed, folders.results):
+        path.mkdir(parents=True)
+    copy_dataset(ct_raw_root, folders)
+    paths = DatasetPaths(folders, "Dataset501_SmallCT")
+    run_fingerprint_extraction(paths)
+    run_planning(paths, gpu_memory_target_gb=1.0)
+    run_preprocessing_for_plans(paths)
+    return folders
+
+
+@pytest.fixture
+def trained_folders(ct_preprocessed, tmp_path, monkeypatch) -> DataFolders:
+    """The shared preprocessed dataset with a fresh results folder for this test."""
+    folders = DataFolders(ct_preprocessed.raw, ct_preprocessed.preprocessed, tmp_path / "results")
+    use_folders(monkeypatch, folders)
+    return folders
+
+
+def make_untrained_model_folder(folders: DataFolders, dataset: str = "Dataset501_SmallCT", folds=(0,)) -> Path:
+    """A model folder with randomly initialised networks: enough to test geometry and plumbing."""
+    from nnocc.architectures.registry import build_model
+    from nnocc.paths import DatasetPaths
+    from nnocc.planning.plans import Plans
+    from nnocc.training.checkpoint import save_checkpoint
+
+    paths = DatasetPaths(folders, dataset)
+    plans = Plans.load(paths.plans_file("nnoccPlans"))
+    arch = plans.configurations["3d_occ"].architecture
+    model_folder = paths.model_folder("3d_occ")
+    for fold in folds:
+        torch.manual_seed(fold)
+        network = build_model(arch.name, arch.kwargs)
+        save_checkpoint(model_folder / f"fold_{fold}" / "checkpoint_final.pth",
+                        {"network_weights": network.state_dict(), "epoch": 0})
+    plans.save(model_folder / "plans.json")
+    (model_folder / "dataset.json").write_bytes(paths.dataset_json.read_bytes())
+    return model_folder
+
+
+def pytest_configure(config):
+    # the reference implementation the surface metrics are checked against uses deprecated scipy names
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:surface_distance")
+    config.addinivalue_line("filterwarnings", "ignore:Detected pickle protocol:UserWarning")

@@ -73,18 +73,26 @@ def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class BiFPNLayer(nn.Module):
-    """One top-down and bottom-up pass over three scales (finest first)."""
+    """One top-down and bottom-up pass over three scales (finest first).
 
-    def __init__(self, channels: int):
+    The last layer only needs the finest output (it is the feature grid), so it has no bottom-up
+    path: computing it would cost time and leave parameters without gradients.
+    """
+
+    def __init__(self, channels: int, bottom_up: bool = True):
         super().__init__()
         self.middle_td = _WeightedFusion(2, channels)
         self.fine_out = _WeightedFusion(2, channels)
-        self.middle_out = _WeightedFusion(3, channels)
-        self.coarse_out = _WeightedFusion(2, channels)
+        self.bottom_up = bottom_up
+        if bottom_up:
+            self.middle_out = _WeightedFusion(3, channels)
+            self.coarse_out = _WeightedFusion(2, channels)
 
     def forward(self, fine: torch.Tensor, middle: torch.Tensor, coarse: torch.Tensor):
         middle_td = self.middle_td([middle, _resize(coarse, middle)])
         fine_out = self.fine_out([fine, _resize(middle_td, fine)])
+        if not self.bottom_up:
+            return fine_out, None, None
         middle_out = self.middle_out([middle, middle_td, _resize(fine_out, middle)])
         coarse_out = self.coarse_out([coarse, _resize(middle_out, coarse)])
         return fine_out, middle_out, coarse_out
@@ -96,7 +104,7 @@ class BiFPN(nn.Module):
     def __init__(self, in_channels: Sequence[int], channels: int, repeats: int):
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv3d(c, channels, 1) for c in in_channels[-3:])
-        self.layers = nn.ModuleList(BiFPNLayer(channels) for _ in range(repeats))
+        self.layers = nn.ModuleList(BiFPNLayer(channels, bottom_up=i < repeats - 1) for i in range(repeats))
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
         levels = [conv(f) for conv, f in zip(self.lateral, features[-3:])]

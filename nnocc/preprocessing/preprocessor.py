@@ -84,7 +84,17 @@ def preprocess_training_case(job: Tuple[RawCase, object, ConfigurationPlan, Path
                                   config.sampling.donut_margin_mm, rng)
     pre.properties.labels_present = [int(v) for v in np.unique(pre.cropped_label) if v != 0]
     save_case(out_folder, pre.properties, pre.data, seg, pre.cropped_label, locations)
+    copy_reference(case, out_folder.parent / "gt_segmentations")
     return case.name
+
+
+def copy_reference(case: RawCase, folder: Path) -> None:
+    """The raw label file, for evaluating validation predictions without the raw folder (as nnU-Net)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / case.label_file.name
+    tmp = folder / f".{case.label_file.name}.tmp"
+    shutil.copyfile(case.label_file, tmp)
+    os.replace(tmp, target)
 
 
 def configuration_folder(preprocessed_dataset: Path, plans_name: str, configuration: str) -> Path:
@@ -122,6 +132,10 @@ def run_preprocessing(dataset: RawDataset, config: ConfigurationPlan, out_folder
             shutil.rmtree(partial, ignore_errors=True)
         raise
     _remove_stale_cases(partial, {c.name for c in cases})
+    references = out_folder.parent / "gt_segmentations"
+    for case in cases:
+        if not (references / case.label_file.name).is_file():
+            copy_reference(case, references)
     os.replace(partial, out_folder)
     return out_folder
 

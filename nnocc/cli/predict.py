@@ -1,0 +1,81 @@
+"""nnocc_predict: segment every case of a folder with a trained configuration (MISE, fold ensemble, TTA)."""
+import logging
+import sys
+from pathlib import Path
+
+from nnocc.cli import common
+from nnocc.inference.batch import predict_folder
+from nnocc.inference.meshes import MESH_FORMATS
+from nnocc.inference.predictor import InferenceSettings, Predictor
+from nnocc.paths import dataset_paths
+
+logger = logging.getLogger(__name__)
+
+
+def add_model(p):
+    p.add_argument("-d", "--dataset", default=None, help="dataset id or name (or give -m)")
+    p.add_argument("-c", "--configuration", default="3d_occ")
+    p.add_argument("-p", "--plans_name", default="nnoccPlans")
+    p.add_argument("-tr", "--trainer", default="nnoccTrainer")
+    p.add_argument("-m", "--model_folder", default=None, help="a trained model folder (instead of -d/-c/-p/-tr)")
+    p.add_argument("-f", "--folds", nargs="+", default=None, help="folds to ensemble (default: all that exist)")
+    p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth")
+
+
+def model_folder(args):
+    if args.model_folder:
+        return args.model_folder
+    if args.dataset is None:
+        raise SystemExit("error: give -d DATASET or -m MODEL_FOLDER")
+    return dataset_paths(args.dataset).model_folder(args.configuration, args.plans_name, args.trainer)
+
+
+def add_inference(p):
+    p.add_argument("--output_spacing", type=float, nargs="+", default=None,
+                   help="mm (one value or z y x); default: the input's own grid")
+    p.add_argument("--disable_tta", action="store_true", help="no mirroring (8x faster, slightly less accurate)")
+    p.add_argument("--max_points_per_batch", type=int, default=65536)
+    p.add_argument("--stitching", choices=("nearest", "gaussian"), default=None, help="default: the plan's")
+    p.add_argument("--seed_from_aux", action="store_true", help="start MISE from the auxiliary voxel head (faster)")
+    p.add_argument("--no_refinement", action="store_true", help="skip the second pass around small structures")
+    p.add_argument("--dense", action="store_true", help="query every output voxel (a reference for MISE)")
+    p.add_argument("-device", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
+
+
+def inference_settings(args, keep_probabilities: bool) -> InferenceSettings:
+    if args.output_spacing is not None and len(args.output_spacing) not in (1, 3):
+        raise SystemExit("error: --output_spacing takes one value or three (z y x)")
+    return InferenceSettings(tta=not args.disable_tta, output_spacing=args.output_spacing,
+                             keep_probabilities=keep_probabilities, max_points_per_batch=args.max_points_per_batch,
+                             stitching=args.stitching, seed_from_aux=True if args.seed_from_aux else None,
+                             refine=not args.no_refinement, dense=args.dense, device=args.device)
+
+
+def build():
+    p = common.parser(__doc__)
+    p.add_argument("-i", "--input", required=True, help="folder of <case>_0000<ending> images")
+    p.add_argument("-o", "--output", required=True)
+    add_model(p)
+    add_inference(p)
+    p.add_argument("--save_probabilities", action="store_true", help="also write <case>.npz and <case>.json")
+    p.add_argument("--mesh", nargs="?", const="vtk", choices=MESH_FORMATS, default=None,
+                   help="also write a surface mesh per class (vtk or stl, LPS mm)")
+    p.add_argument("--continue_prediction", action="store_true", help="skip cases already in the output folder")
+    p.add_argument("-npp", type=int, default=2, help="processes that read and preprocess")
+    p.add_argument("-nps", type=int, default=2, help="threads that write results")
+    return p
+
+
+def main_args(args):
+    keep = args.save_probabilities or args.mesh is not None
+    predictor = Predictor.from_model_folder(model_folder(args), args.folds, args.checkpoint,
+                                            inference_settings(args, keep))
+    report = predict_folder(predictor, Path(args.input), Path(args.output), args.save_probabilities, args.mesh,
+                            args.continue_prediction, args.npp, args.nps)
+    for name, message in report.failures:
+        print(f"error: {message if name in message else f'{name}: {message}'}", file=sys.stderr)
+    print(f"predicted {len(report.stats)} case(s) into {args.output}; {len(report.failures)} failed")
+    return common.EXIT_ERROR if report.failures else 0
+
+
+main = common.entry(build, main_args)

@@ -1,0 +1,167 @@
+"""The occupancy field of one preprocessed volume: probabilities at any continuous position.
+
+Members are (network, mirroring) pairs: every fold's network under every mirroring of the test-time
+augmentation.  A query averages the members' probabilities per point, so MISE refines the
+ensemble's surface, not each member's.  Encoded tiles are kept in a small least-recently-used
+cache; box-by-box MISE with ``nearest`` stitching needs one tile at a time.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from nnocc.architectures.blocks import lookup_features
+from nnocc.coordinates import index_to_patch
+from nnocc.inference.tiling import Tiling
+from nnocc.training.losses import probabilities
+
+STITCHING = ("nearest", "gaussian")
+
+
+def mirror_sets(axes: Sequence[int], enabled: bool) -> List[Tuple[int, ...]]:
+    """All subsets of the mirror axes (8 for three axes), or only the identity."""
+    if not enabled:
+        return [()]
+    return [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+
+
+@dataclass
+class EncodedTile:
+    features: List[torch.Tensor]              # per member (1, C, g0, g1, g2)
+    aux: List[Optional[torch.Tensor]]         # per member (1, K, g0, g1, g2) probabilities, or None
+
+
+class VolumeField:
+    def __init__(self, data: torch.Tensor, networks: Sequence[torch.nn.Module], tiling: Tiling, regions: bool,
+                 mirror_axes: Sequence[int] = (0, 1, 2), tta: bool = True, stitching: str = "nearest",
+                 cache_tiles: int = 8, amp: bool = False):
+        if stitching not in STITCHING:
+            raise ValueError(f"stitching must be one of {STITCHING}, got {stitching!r}")
+        self.data = data                      # (C, z, y, x) on the inference device
+        self.networks = list(networks)
+        self.tiling = tiling
+        self.regions = regions
+        self.mirrors = mirror_sets(mirror_axes, tta)
+        self.stitching = stitching
+        self.cache: "OrderedDict[Tuple[int, int, int], EncodedTile]" = OrderedDict()
+        self.cache_tiles = cache_tiles
+        self.amp = amp and data.device.type == "cuda"
+        self.encoded_tiles = 0
+        self.encode_seconds = 0.0
+
+    @property
+    def num_members(self) -> int:
+        return len(self.networks) * len(self.mirrors)
+
+    # ---- encoding ----------------------------------------------------------------------
+    def _crop(self, start: Sequence[float]) -> torch.Tensor:
+        start = [int(round(s)) for s in start]
+        patch = self.tiling.patch
+        out = torch.zeros((self.data.shape[0], *patch), dtype=self.data.dtype, device=self.data.device)
+        src, dst = [], []
+        for axis, (s, p) in enumerate(zip(start, patch)):
+            lo, hi = max(s, 0), min(s + p, self.data.shape[axis + 1])
+            src.append(slice(lo, hi))
+            dst.append(slice(lo - s, hi - s))
+        out[(slice(None), *dst)] = self.data[(slice(None), *src)]
+        return out
+
+    @torch.no_grad()
+    def encode_at(self, start: Sequence[float]) -> EncodedTile:
+        began = time.perf_counter()
+        patch = self._crop(start)[None]
+        features, aux = [], []
+        for network in self.networks:
+            for flips in self.mirrors:
+                x = torch.flip(patch, [2 + a for a in flips]) if flips else patch
+                with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                    encoded = network.encode(x)
+                features.append(encoded.features.float())
+                aux.append(None if encoded.aux_logits is None else
+                           probabilities(encoded.aux_logits.float().movedim(1, -1), self.regions).movedim(-1, 1))
+        self.encoded_tiles += 1
+        self.encode_seconds += time.perf_counter() - began
+        return EncodedTile(features, aux)
+
+    def tile(self, index: Tuple[int, int, int]) -> EncodedTile:
+        if index in self.cache:
+            self.cache.move_to_end(index)
+            return self.cache[index]
+        encoded = self.encode_at(self.tiling.start(index))
+        self.cache[index] = encoded
+        while len(self.cache) > self.cache_tiles:
+            self.cache.popitem(last=False)
+        return encoded
+
+    # ---- querying ----------------------------------------------------------------------
+    @torch.no_grad()
+    def members_probabilities(self, encoded: EncodedTile, start: Sequence[float], points: torch.Tensor,
+                               aux: bool = False) -> torch.Tensor:
+        """Mean over members of the probabilities at preprocessed indices ``points`` (M, 3)."""
+        local = index_to_patch(points, start, self.tiling.patch).to(torch.float32)
+        total = None
+        member = 0
+        for network in self.networks:
+            for flips in self.mirrors:
+                p = local.clone()
+                for a in flips:
+                    p[:, a] = -p[:, a]
+                if aux:
+                    grid = encoded.aux[member]
+                    probs = lookup_features(grid, p[None])[0]
+                else:
+                    with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                        logits = network.decode(p[None], encoded.features[member])[0]
+                    probs = probabilities(logits.float(), self.regions)
+                total = probs if total is None else total + probs
+                member += 1
+        return total / member
+
+    def _groups(self, points: torch.Tensor):
+        """Points grouped by their nearest tile: (tile index, positions in ``points``)."""
+        cpu = points.detach().cpu().numpy()
+        per_axis = [self.tiling.nearest_tile(a, cpu[:, a]) for a in range(3)]
+        keys = per_axis[0] * 10 ** 8 + per_axis[1] * 10 ** 4 + per_axis[2]
+        for key in np.unique(keys):
+            where = np.nonzero(keys == key)[0]
+            yield (int(key // 10 ** 8), int(key // 10 ** 4 % 10 ** 4), int(key % 10 ** 4)), torch.from_numpy(where)
+
+    def query(self, points: torch.Tensor, aux: bool = False) -> torch.Tensor:
+        """Probabilities (M, K) at preprocessed indices (M, 3)."""
+        if self.stitching == "gaussian" and not aux:
+            return self._blended(points)
+        out = None
+        for tile, where in self._groups(points):
+            probs = self.members_probabilities(self.tile(tile), self.tiling.start(tile), points[where], aux)
+            if out is None:
+                out = torch.zeros(len(points), probs.shape[1], device=probs.device)
+            out[where.to(probs.device)] = probs
+        return out
+
+    def _blended(self, points: torch.Tensor) -> torch.Tensor:
+        """Gaussian-weighted average over every tile that covers a point (nnU-Net's sigma = patch / 8)."""
+        cpu = points.detach().cpu().numpy()
+        candidates = [sorted({t for x in cpu[:, a] for t in self.tiling.covering_tiles(a, float(x))}) for a in range(3)]
+        sigma = torch.tensor(self.tiling.patch, dtype=torch.float32, device=points.device) / 8
+        total = weights = None
+        for tile in itertools.product(*candidates):
+            start = torch.tensor(self.tiling.start(tile), dtype=torch.float32, device=points.device)
+            centre = start + (torch.tensor(self.tiling.patch, device=points.device, dtype=torch.float32) - 1) / 2
+            inside = ((points >= start - 0.5) & (points <= start + sigma * 8 - 0.5)).all(dim=1)
+            if not inside.any():
+                continue
+            w = torch.exp(-0.5 * (((points[inside] - centre) / sigma) ** 2).sum(1))[:, None] + 1e-8
+            probs = self.members_probabilities(self.tile(tile), start.tolist(), points[inside])
+            if total is None:
+                total = torch.zeros(len(points), probs.shape[1], device=probs.device)
+                weights = torch.zeros(len(points), 1, device=probs.device)
+            total[inside] += w * probs
+            weights[inside] += w
+        return total / weights.clamp(min=1e-12)
+

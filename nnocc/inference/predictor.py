@@ -1,0 +1,176 @@
+"""Predicting cases with a trained configuration, from the command line or from Python.
+
+    predictor = Predictor.from_model_folder("nnocc_results/Dataset023_KiTS2023/nnoccTrainer__nnoccPlans__3d_occ")
+    labels = predictor.predict_array(ct, spacing=(3.0, 0.8, 0.8)).labels
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from nnocc.architectures.registry import build_model
+from nnocc.inference.export import CasePrediction
+from nnocc.inference.field import VolumeField
+from nnocc.inference.mise import Decision
+from nnocc.inference.output_grid import OutputGrid, output_geometry
+from nnocc.inference.tiling import Tiling
+from nnocc.inference.volume import VolumeSettings, predict_volume
+from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
+from nnocc.io.images import ImageGeometry
+from nnocc.planning.plans import ConfigurationPlan, Plans
+from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
+from nnocc.training.checkpoint import load_checkpoint
+from nnocc.utils.errors import NnoccError
+
+logger = logging.getLogger(__name__)
+IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+
+
+@dataclass
+class InferenceSettings:
+    tta: bool = True
+    output_spacing: Optional[List[float]] = None
+    keep_probabilities: bool = False
+    max_points_per_batch: int = 65536
+    stitching: Optional[str] = None           # None: the plan's choice
+    seed_from_aux: Optional[bool] = None      # None: the plan's choice
+    refine: bool = True
+    dense: bool = False                       # evaluate every output voxel (reference for MISE)
+    uncertainty_margin: Optional[float] = None
+    device: str = "cpu"
+
+
+def available_folds(model_folder: Path, checkpoint: str) -> List[str]:
+    return sorted(p.name[len("fold_"):] for p in model_folder.glob("fold_*") if (p / checkpoint).is_file())
+
+
+def _load_network(path: Path, config: ConfigurationPlan, device: torch.device) -> torch.nn.Module:
+    payload = load_checkpoint(path, map_location=str(device))
+    network = build_model(config.architecture.name, config.architecture.kwargs)
+    try:
+        network.load_state_dict(payload["network_weights"])
+    except (KeyError, RuntimeError) as e:
+        raise NnoccError(f"{path}: weights do not fit the plan's architecture ({str(e).splitlines()[0][:160]})") from None
+    return network.to(device).eval()
+
+
+def memory_peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Predictor:
+    def __init__(self, plans: Plans, configuration: str, description: DatasetDescription,
+                 networks: Sequence[torch.nn.Module], settings: InferenceSettings, folds: Sequence[str] = ()):
+        self.plans = plans
+        self.config = plans.configuration(configuration)
+        self.description = description
+        self.networks = list(networks)
+        self.settings = settings
+        self.folds = list(folds)
+        self.device = torch.device(settings.device)
+
+    @classmethod
+    def from_model_folder(cls, model_folder: Union[str, Path], folds: Optional[Sequence[Union[int, str]]] = None,
+                          checkpoint: str = "checkpoint_final.pth", settings: Optional[InferenceSettings] = None
+                          ) -> "Predictor":
+        model_folder = Path(model_folder)
+        settings = settings or InferenceSettings()
+        for required in ("plans.json", "dataset.json"):
+            if not (model_folder / required).is_file():
+                raise NnoccError(f"{model_folder / required}: missing; is {model_folder} a trained model folder?")
+        plans = Plans.load(model_folder / "plans.json")
+        configuration = model_folder.name.split("__")[-1]
+        folds = [str(f) for f in folds] if folds else available_folds(model_folder, checkpoint)
+        if not folds:
+            raise NnoccError(f"{model_folder}: no fold_*/{checkpoint}; train a fold first or pass -chk")
+        device = torch.device(settings.device)
+        networks = [_load_network(model_folder / f"fold_{f}" / checkpoint, plans.configuration(configuration), device)
+                    for f in folds]
+        return cls(plans, configuration, load_dataset_json(model_folder / "dataset.json"), networks, settings, folds)
+
+    # ---- decisions ----------------------------------------------------------------------
+    def decision(self) -> Decision:
+        mise = self.config.mise
+        margin = self.settings.uncertainty_margin if self.settings.uncertainty_margin is not None else mise.uncertainty_margin
+        return Decision(self.description.has_regions, mise.threshold, margin)
+
+    def code_of_label(self, value: int) -> int:
+        d = self.description
+        if not d.has_regions:
+            return d.label_values.index(value)
+        return sum(1 << r for r, (_, values) in enumerate(d.regions) if value in values)
+
+    def codes_to_labels(self, codes: np.ndarray) -> np.ndarray:
+        d = self.description
+        if not d.has_regions:
+            return d.class_indices_to_labels(codes)
+        masks = np.stack([(codes >> r) & 1 for r in range(len(d.regions))]).astype(bool)
+        return d.regions_to_labels(masks)
+
+    def volume_settings(self) -> VolumeSettings:
+        mise, s = self.config.mise, self.settings
+        return VolumeSettings(
+            coarse_spacing_mm=0.0 if s.dense else mise.coarse_spacing_mm, decision=self.decision(),
+            max_points_per_batch=s.max_points_per_batch,
+            seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux,
+            keep_probabilities=s.keep_probabilities,
+            refine_codes=[self.code_of_label(v) for v in mise.refine_labels] if s.refine and not s.dense else [],
+            refine_spacing_factor=mise.refine_spacing_factor)
+
+    # ---- prediction ---------------------------------------------------------------------
+    def preprocess(self, image: np.ndarray, geometry: ImageGeometry, name: str = "case") -> PreprocessedImage:
+        """The same preprocessing as in training; runs in worker processes for folders."""
+        if image.ndim == 3:
+            image = image[None]
+        if image.shape[0] != self.description.num_channels:
+            raise NnoccError(f"{name}: {image.shape[0]} channel(s) given, the model expects "
+                             f"{self.description.num_channels} ({', '.join(self.description.channel_list)})")
+        return preprocess_image(image.astype(np.float32, copy=False), geometry, self.config, name)
+
+    def predict_case(self, image: np.ndarray, geometry: ImageGeometry, name: str = "case") -> CasePrediction:
+        """image (C, z, y, x) raw intensities on ``geometry`` -> labels on the output grid."""
+        started = time.perf_counter()
+        pre = self.preprocess(image, geometry, name)
+        prediction = self.predict_preprocessed(pre)
+        prediction.stats["seconds_preprocess"] = time.perf_counter() - started - prediction.stats["seconds_total"]
+        return prediction
+
+    def predict_preprocessed(self, pre: PreprocessedImage) -> CasePrediction:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        started = time.perf_counter()
+        data = torch.from_numpy(pre.data).to(self.device)
+        tiling = Tiling.over(pre.properties.preprocessed_shape, self.config.patch_size, self.config.mise.tile_step)
+        field = VolumeField(data, self.networks, tiling, self.description.has_regions,
+                            self.config.augmentation.mirror_axes, self.settings.tta,
+                            self.settings.stitching or self.config.mise.stitching)
+        grid = OutputGrid(output_geometry(pre.properties.geometry, self.settings.output_spacing), pre.properties)
+        result = predict_volume(field, grid, self.description.num_outputs, self.volume_settings())
+        labels = self.codes_to_labels(result.codes.cpu().numpy())
+        probabilities = result.probabilities.cpu().numpy() if result.probabilities is not None else None
+        total = time.perf_counter() - started
+        stats = {"queries": result.queries, "dense_equivalent": result.dense_queries,
+                 "query_fraction": result.queries / max(result.dense_queries, 1), "rounds": result.rounds,
+                 "boxes": result.boxes, "refined_structures": result.refined_structures,
+                 "encoded_tiles": field.encoded_tiles, "members": field.num_members,
+                 "seconds_encode": field.encode_seconds, "seconds_mise": total - field.encode_seconds,
+                 "seconds_total": total, "output_shape": list(grid.geometry.shape),
+                 "peak_memory_mb": memory_peak_mb(self.device)}
+        return CasePrediction(pre.properties.name, labels, grid.geometry, probabilities, stats)
+
+    def predict_array(self, array: np.ndarray, spacing: Sequence[float], direction: Optional[Sequence[float]] = None,
+                      origin: Optional[Sequence[float]] = None, name: str = "array") -> CasePrediction:
+        """For programs that embed nnocc: ``array`` (z, y, x) or (C, z, y, x), spacing in array order."""
+        shape = list(array.shape[-3:])
+        geometry = ImageGeometry(shape, [float(s) for s in spacing], list(origin or [0.0, 0.0, 0.0]),
+                                 list(direction or IDENTITY))
+        return self.predict_case(np.asarray(array), geometry, name)

@@ -1,0 +1,154 @@
+"""MISE over a whole case: box by box (one box per tile's ownership region), then seed 000's
+second pass centred on small predicted structures."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import cc3d
+import numpy as np
+import torch
+
+from nnocc.inference.field import VolumeField
+from nnocc.inference.mise import Decision, Mise, MiseResult, coarse_steps_for, lattice_size
+from nnocc.inference.output_grid import OutputGrid
+from nnocc.inference.tiling import ownership_runs
+
+
+@dataclass
+class VolumeSettings:
+    coarse_spacing_mm: float
+    decision: Decision
+    max_points_per_batch: int = 65536
+    seed_from_aux: bool = False
+    keep_probabilities: bool = False
+    refine_codes: Sequence[int] = ()          # decisions that get the centred second pass
+    refine_spacing_factor: float = 0.5
+    refine_max_structures: int = 16           # largest first; more is noise, not small anatomy
+
+
+@dataclass
+class VolumePrediction:
+    codes: torch.Tensor                        # (N0, N1, N2) on the output grid
+    probabilities: Optional[torch.Tensor]      # (K, N0, N1, N2) if kept
+    queries: int = 0
+    rounds: int = 0
+    boxes: int = 0
+    refined_structures: int = 0
+
+    @property
+    def dense_queries(self) -> int:
+        return int(self.codes.numel())
+
+
+Box = Tuple[Tuple[int, int], Tuple[int, int], Tuple[int, int]]
+
+
+def ownership_boxes(field: VolumeField, grid: OutputGrid) -> List[Box]:
+    """Boxes of output voxels (inside the crop) answered by one tile each."""
+    scale, offset = grid.linear_map()
+    per_axis = []
+    for axis, (lo, hi) in enumerate(grid.crop_region()):
+        index = np.arange(lo, hi)
+        tiles = field.tiling.nearest_tile(axis, scale[axis] * index + offset[axis])
+        per_axis.append([(lo + a, lo + b) for _, a, b in ownership_runs(tiles)])
+    return list(itertools.product(*per_axis))
+
+
+def _empty(grid: OutputGrid, k: int, regions: bool, keep: bool, device) -> VolumePrediction:
+    shape = tuple(grid.geometry.shape)
+    codes = torch.zeros(shape, dtype=torch.int64, device=device)
+    probs = None
+    if keep:
+        probs = torch.zeros((k, *shape), dtype=torch.float32, device=device)
+        if not regions:
+            probs[0] = 1.0
+    return VolumePrediction(codes, probs)
+
+
+def _run_box(query: Callable, box: Box, k: int, steps: Sequence[int], settings: VolumeSettings,
+             initial: Optional[torch.Tensor], device) -> MiseResult:
+    shape = [b - a for a, b in box]
+    mise = Mise(query, k, settings.decision, settings.max_points_per_batch, device)
+    return mise.run(shape, steps, initial, settings.keep_probabilities)
+
+
+def _store(prediction: VolumePrediction, box: Box, result) -> None:
+    where = tuple(slice(a, b) for a, b in box)
+    prediction.codes[where] = result.codes
+    if prediction.probabilities is not None:
+        prediction.probabilities[(slice(None), *where)] = result.probabilities
+    prediction.queries += result.queries
+    prediction.rounds += result.rounds
+
+
+def predict_volume(field: VolumeField, grid: OutputGrid, k: int, settings: VolumeSettings) -> VolumePrediction:
+    device = field.data.device
+    prediction = _empty(grid, k, field.regions, settings.keep_probabilities, device)
+    scale, offset = (torch.tensor(v, dtype=torch.float32, device=device) for v in grid.linear_map())
+    steps = coarse_steps_for(grid.geometry.spacing, settings.coarse_spacing_mm)
+    for box in ownership_boxes(field, grid):
+        lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=device)
+        query = (lambda pts, lower=lower: field.query((pts + lower) * scale + offset))
+        initial = None
+        if settings.seed_from_aux:
+            sizes = [lattice_size(b - a, s) for (a, b), s in zip(box, steps)]
+            lattice = torch.stack(torch.meshgrid(*[torch.arange(n, device=device) * s for n, s in zip(sizes, steps)],
+                                                 indexing="ij"), -1).reshape(-1, 3).float()
+            initial = field.query((lattice + lower) * scale + offset, aux=True).T.reshape(k, *sizes)
+        _store(prediction, box, _run_box(query, box, k, steps, settings, initial, device))
+        prediction.boxes += 1
+    if settings.refine_codes:
+        refine_small_structures(field, grid, k, settings, prediction, scale, offset)
+    return prediction
+
+
+def fuse(first: torch.Tensor, second: torch.Tensor, decision: Decision) -> torch.Tensor:
+    """Per point, keep the more confident of two predictions (seed 000's second pass):
+    per region the one farther from the threshold, or the one with the higher top probability."""
+    if decision.regions:
+        keep_second = (second - decision.threshold).abs() > (first - decision.threshold).abs()
+        return torch.where(keep_second, second, first)
+    keep_second = second.max(dim=1, keepdim=True).values > first.max(dim=1, keepdim=True).values
+    return torch.where(keep_second, second, first)
+
+
+def _refinement_box(lo: np.ndarray, hi: np.ndarray, patch_out: np.ndarray, shape: Sequence[int]) -> Box:
+    """The component's box grown by half its size (at least a tenth of a patch), kept inside the
+    centred patch and the volume."""
+    centre = (lo + hi - 1) / 2.0
+    margin = np.maximum((hi - lo) * 0.5, patch_out * 0.1)
+    first = np.maximum.reduce([np.zeros(3), np.floor(lo - margin), np.ceil(centre - patch_out / 2 + 1)])
+    end = np.minimum.reduce([np.asarray(shape, dtype=np.float64), np.ceil(hi + margin), np.floor(centre + patch_out / 2)])
+    return tuple((int(a), int(max(a, b))) for a, b in zip(first, end))
+
+
+def refine_small_structures(field: VolumeField, grid: OutputGrid, k: int, settings: VolumeSettings,
+                            prediction: VolumePrediction, scale: torch.Tensor, offset: torch.Tensor) -> None:
+    """A second MISE pass at a finer spacing around each small predicted structure, with a tile
+    centred on it, keeping per point the more confident of the two tiles' answers."""
+    codes = prediction.codes.cpu().numpy()
+    patch = np.asarray(field.tiling.patch, dtype=np.float64)
+    patch_out = patch / np.abs(scale.cpu().numpy())          # the patch's extent in output voxels
+    steps = coarse_steps_for(grid.geometry.spacing, settings.coarse_spacing_mm * settings.refine_spacing_factor)
+    device = field.data.device
+    for code in settings.refine_codes:
+        components = cc3d.connected_components((codes == code).astype(np.uint8), connectivity=26)
+        statistics = cc3d.statistics(components)
+        largest = np.argsort(statistics["voxel_counts"][1:])[::-1][:settings.refine_max_structures] + 1
+        for slices in (statistics["bounding_boxes"][i] for i in largest):
+            lo = np.array([s.start for s in slices], dtype=np.float64)
+            hi = np.array([s.stop for s in slices], dtype=np.float64)
+            box = _refinement_box(lo, hi, patch_out, codes.shape)
+            centre = torch.tensor((lo + hi - 1) / 2.0, dtype=torch.float32, device=device) * scale + offset
+            start = (centre.cpu().numpy() - (patch - 1) / 2.0).tolist()
+            centred = field.encode_at(start)
+            lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=device)
+
+            def query(pts, lower=lower, centred=centred, start=start):
+                pre = (pts + lower) * scale + offset
+                return fuse(field.query(pre), field.members_probabilities(centred, start, pre), settings.decision)
+
+            _store(prediction, box, _run_box(query, box, k, steps, settings, None, device))
+            prediction.refined_structures += 1

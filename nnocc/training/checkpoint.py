@@ -1,0 +1,76 @@
+"""Checkpoints hold tensors and plain Python values only, and load with ``weights_only=True``."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from nnocc.utils.errors import NnoccError
+
+CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth")
+
+
+def rng_state(numpy_rng: np.random.Generator) -> Dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": numpy_rng.bit_generator.state,
+            "python": list(random.getstate()[1]), "python_version": random.getstate()[0]}
+
+
+def restore_rng_state(state: Dict[str, Any], numpy_rng: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    numpy_rng.bit_generator.state = state["numpy"]
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+
+
+def save_checkpoint(path: Path, payload: Dict[str, Any]) -> None:
+    """Written under a temporary name and renamed, so a kill never leaves half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: str = "cpu") -> Dict[str, Any]:
+    if not path.is_file():
+        raise NnoccError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure to load is a user-facing problem with this file
+        raise NnoccError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:200]})") from None
+
+
+def latest_resumable(folder: Path) -> Optional[Path]:
+    """The checkpoint to continue from: latest, else best; final means the run already finished."""
+    for name in ("checkpoint_latest.pth", "checkpoint_best.pth"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_encoder_weights(model: torch.nn.Module, path: Path) -> str:
+    """Load a local encoder checkpoint (nothing is downloaded); returns a one-line report.
+
+    Accepts a plain state dict or one nested under 'state_dict' / 'network_weights' / 'model',
+    with or without 'module.' and 'encoder.' prefixes; tensors whose name and shape match the
+    encoder's are copied, the rest are listed as skipped.
+    """
+    state = load_checkpoint(path)
+    for key in ("state_dict", "network_weights", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    encoder = model.encoder
+    own = encoder.state_dict()
+    matched = {}
+    for name, tensor in state.items():
+        short = name
+        for prefix in ("module.", "encoder."):
+            short = short[len(prefix):] if short.startswith(prefix) else short
+        if short in own and own[short].shape == tensor.shape:
+            matched[short] = tensor
+    if not matched:
+        raise NnoccError(f"{path}: no tensor matches the encoder's names and shapes; is it an nnocc encoder checkpoint?")
+    encoder.load_state_dict(matched, strict=False)
+    return f"loaded {len(matched)} of {len(own)} encoder tensors from {path} ({len(state) - len(matched)} skipped)"

@@ -1,0 +1,131 @@
+"""Training batches: patches, query points and their targets, built in background workers.
+
+One sample = a patch centre from the PatchSampler, a random coordinate field (augmentation.py),
+the image patch read through it, query points and aux-grid points labelled from the
+original-resolution labels (points.py), then intensity augmentation.  Workers are
+batchgenerators' MultiThreadedAugmenter processes, ``nnocc_n_proc_DA`` of them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+from batchgenerators.dataloading.data_loader import SlimDataLoaderBase
+from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAugmenter
+from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+
+from nnocc.coordinates import cell_centres
+from nnocc.io.dataset_json import DatasetDescription
+from nnocc.planning.plans import ConfigurationPlan
+from nnocc.preprocessing.storage import PreprocessedCase, load_preprocessed_case
+from nnocc.training.augmentation import augment_intensities, random_spatial_transform, sample_volume
+from nnocc.training.points import (boundary_band, label_points, original_indices, read_original_labels,
+                                   sample_query_points, soft_label_points)
+from nnocc.training.sampling import PatchSampler, SamplingInfo
+
+
+def data_augmentation_workers(default: int = 2) -> int:
+    """nnU-Net's convention: the ``nnocc_n_proc_DA`` environment variable, else a small default."""
+    value = os.environ.get("nnocc_n_proc_DA")
+    return max(0, int(value)) if value is not None else default
+
+
+@dataclass
+class BatchSettings:
+    batch_size: int
+    augment: bool
+    seed: int
+
+
+class OccupancyDataLoader(SlimDataLoaderBase):
+    def __init__(self, folder: Path, cases: Sequence[str], config: ConfigurationPlan,
+                 description: DatasetDescription, settings: BatchSettings):
+        super().__init__(None, settings.batch_size, None)
+        self.folder = Path(folder)
+        self.config = config
+        self.description = description
+        self.settings = settings
+        self.patch_size = list(config.patch_size)
+        stride = config.architecture.kwargs["strides"][0]
+        self.grid_shape = [p // s for p, s in zip(self.patch_size, stride)]
+        self.grid_points = cell_centres(self.grid_shape).reshape(-1, 3)
+        self._cases: Dict[str, PreprocessedCase] = {}
+        infos = {}
+        for name in cases:
+            case = self._case(name)
+            infos[name] = SamplingInfo(case.properties.preprocessed_shape, case.locations)
+        self._infos = infos
+        self.set_thread_id(0)
+
+    def set_thread_id(self, thread_id: int) -> None:
+        self.thread_id = thread_id
+        self.rng = np.random.default_rng([self.settings.seed, thread_id])
+        self.sampler = PatchSampler(self._infos, self.config.sampling, self.rng)
+        self._cases = {}  # blosc2 handles are reopened in each worker process
+
+    def _case(self, name: str) -> PreprocessedCase:
+        if name not in self._cases:
+            self._cases[name] = load_preprocessed_case(self.folder, name)
+        return self._cases[name]
+
+    def generate_train_batch(self) -> Dict[str, np.ndarray]:
+        samples = [self.make_sample() for _ in range(self.batch_size)]
+        return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+
+    def make_sample(self) -> Dict[str, np.ndarray]:
+        choice = self.sampler.sample()
+        case = self._case(choice.case)
+        props = case.properties
+        augmentation = self.config.augmentation if self.settings.augment else None
+        transform = random_spatial_transform(self.patch_size, choice.centre, props.preprocessed_spacing,
+                                             augmentation, self.rng)
+        image = sample_volume(case.image, transform, order=3, fill=0.0)
+        sampling = self.config.sampling
+        band = None
+        if sampling.boundary_point_share > 0:
+            labels_patch = sample_volume(case.seg, transform, order=0, fill=0.0)
+            band = boundary_band(labels_patch, sampling.boundary_band_mm, props.preprocessed_spacing)
+        points = sample_query_points(sampling.points_per_patch, sampling.boundary_point_share, band, self.rng)
+        sample = {"data": augment_intensities(image, augmentation, self.rng) if augmentation else image,
+                  "points": points}
+        sample.update(self._targets(case, transform, points, "point"))
+        sample.update(self._targets(case, transform, self.grid_points, "grid", soft=False))
+        sample["grid_targets"] = self._grid_layout(sample["grid_targets"])
+        return sample
+
+    def _targets(self, case: PreprocessedCase, transform, points: np.ndarray, prefix: str,
+                 soft: Optional[bool] = None) -> Dict[str, np.ndarray]:
+        props = case.properties
+        indices = original_indices(points, self.patch_size, transform, props.preprocessed_shape, props.cropped_shape)
+        block, local = read_original_labels(case.seg_original, indices)
+        labels = label_points(block, local)
+        targets = self.description.label_map_to_targets(labels)
+        out = {f"{prefix}_targets": targets.astype(np.float32 if self.description.has_regions else np.int64)}
+        if soft if soft is not None else self.config.sampling.soft_point_targets:
+            probabilities = soft_label_points(block, local, self.description.label_values)
+            if self.description.has_regions:
+                members = [[self.description.label_values.index(v) for v in values]
+                           for _, values in self.description.regions]
+                probabilities = np.stack([probabilities[:, m].sum(axis=1) for m in members], axis=1)
+            out[f"{prefix}_targets"] = probabilities.astype(np.float32)
+        return out
+
+    def _grid_layout(self, targets: np.ndarray) -> np.ndarray:
+        """(G, [R]) per grid point -> (G0, G1, G2) or (R, G0, G1, G2)."""
+        if targets.ndim == 1:
+            return targets.reshape(self.grid_shape)
+        return np.moveaxis(targets.reshape(*self.grid_shape, -1), -1, 0)
+
+
+def make_loader(folder: Path, cases: Sequence[str], config: ConfigurationPlan, description: DatasetDescription,
+                settings: BatchSettings, num_workers: int):
+    """Single-threaded with 0 workers (tests, debugging), else batchgenerators' background workers."""
+    loader = OccupancyDataLoader(folder, cases, config, description, settings)
+    if num_workers <= 0:
+        return SingleThreadedAugmenter(loader, None)
+    seeds = [settings.seed * 1000 + i for i in range(num_workers)]
+    return MultiThreadedAugmenter(loader, None, num_workers, num_cached_per_queue=2, seeds=seeds, pin_memory=False)
+

@@ -1,0 +1,85 @@
+"""What one fold's training needs, resolved once from the data folders, the plans and the user's options."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
+from nnocc.paths import DatasetPaths
+from nnocc.planning.plans import ConfigurationPlan, Plans, TrainingPlan
+from nnocc.planning.run import load_plans
+from nnocc.preprocessing.storage import list_cases
+from nnocc.training.dataloader import data_augmentation_workers
+from nnocc.training.splits import fold_cases, load_or_create_splits
+from nnocc.utils.errors import NnoccError
+
+
+@dataclass
+class TrainingSettings:
+    fold: Union[int, str]
+    device: str = "cpu"
+    num_epochs: Optional[int] = None
+    iterations_per_epoch: Optional[int] = None
+    validation_iterations: Optional[int] = None
+    time_budget_minutes: Optional[float] = None
+    num_workers: int = field(default_factory=data_augmentation_workers)
+    seed: int = 12345
+    continue_training: bool = False
+    only_validation: bool = False
+    final_validation: bool = True
+    validation_tta: bool = True
+    pretrained_weights: Optional[Path] = None
+    trainer_name: str = "nnoccTrainer"
+    plans_name: str = "nnoccPlans"
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    show_progress: bool = True
+
+
+@dataclass
+class TrainingRun:
+    paths: DatasetPaths
+    plans: Plans
+    config: ConfigurationPlan
+    description: DatasetDescription
+    training: TrainingPlan
+    settings: TrainingSettings
+    data_folder: Path
+    output_folder: Path
+    train_cases: List[str]
+    val_cases: List[str]
+
+    @property
+    def regions(self) -> bool:
+        return self.description.has_regions
+
+
+def apply_overrides(plan: TrainingPlan, settings: TrainingSettings) -> TrainingPlan:
+    """Command-line options win over the plan: --epochs, --iterations_per_epoch, --set key=value."""
+    values = dict(settings.overrides)
+    for name, option in (("num_epochs", settings.num_epochs), ("iterations_per_epoch", settings.iterations_per_epoch),
+                         ("validation_iterations", settings.validation_iterations)):
+        if option is not None:
+            values[name] = option
+    known = {f.name: f.type for f in dataclasses.fields(TrainingPlan)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise NnoccError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    converted = {k: type(getattr(plan, k))(v) for k, v in values.items()}
+    return dataclasses.replace(plan, **converted)
+
+
+def prepare_run(paths: DatasetPaths, configuration: str, settings: TrainingSettings) -> TrainingRun:
+    plans = load_plans(paths, settings.plans_name)
+    config = plans.configuration(configuration)
+    data_folder = paths.configuration_data(settings.plans_name, configuration)
+    cases = list_cases(data_folder) if data_folder.is_dir() else []
+    if not cases:
+        raise NnoccError(f"{data_folder}: no preprocessed cases; run nnocc_plan_and_preprocess -d {paths.name}")
+    splits = load_or_create_splits(paths.splits_file, cases)
+    train, val = fold_cases(splits, settings.fold, cases)
+    fold_name = f"fold_{settings.fold}"
+    output = paths.model_folder(configuration, settings.plans_name, settings.trainer_name) / fold_name
+    return TrainingRun(paths, plans, config, load_dataset_json(paths.dataset_json),
+                       apply_overrides(config.training, settings), settings, data_folder, output, train, val)

@@ -1,0 +1,70 @@
+"""Where training patches are centred: random, label-centred, or in a shell around small structures.
+
+The mix follows the plan (seed 000: 2 random / 4 label / 4 donut per case and epoch).  The
+label sampler first picks a class uniformly among those present in the case, as nnU-Net's
+oversampling does, so small classes are not starved by large ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from nnocc.planning.plans import SamplingPlan
+
+KINDS = ("random", "label", "donut")
+
+
+@dataclass
+class SamplingInfo:
+    """What the samplers need of one preprocessed case."""
+    shape: Sequence[int]
+    locations: Dict[str, np.ndarray]
+
+
+@dataclass
+class PatchChoice:
+    case: str
+    kind: str
+    centre: np.ndarray            # preprocessed voxel index (z, y, x)
+
+
+class PatchSampler:
+    def __init__(self, cases: Dict[str, SamplingInfo], plan: SamplingPlan, rng: np.random.Generator):
+        if not cases:
+            raise ValueError("no cases to sample from")
+        self.cases = cases
+        self.names = sorted(cases)
+        self.plan = plan
+        self.rng = rng
+        shares = np.array([plan.random_share, plan.label_share, plan.donut_share], dtype=np.float64)
+        self.kind_probabilities = shares / shares.sum()
+
+    def sample(self) -> PatchChoice:
+        name = self.names[self.rng.integers(len(self.names))]
+        kind = KINDS[self.rng.choice(3, p=self.kind_probabilities)]
+        info = self.cases[name]
+        centre = None
+        if kind == "donut":
+            centre = self._from(info.locations.get("donut"))
+            if centre is None:  # no small structure in this case: fall back to its labels
+                kind = "label"
+        if kind == "label":
+            centre = self._label_centre(info)
+            if centre is None:
+                kind = "random"
+        if kind == "random":
+            centre = self.rng.uniform(0, 1, size=3) * (np.asarray(info.shape) - 1)
+        return PatchChoice(name, kind, np.asarray(centre, dtype=np.float64))
+
+    def _from(self, locations) -> np.ndarray:
+        if locations is None or len(locations) == 0:
+            return None
+        return locations[self.rng.integers(len(locations))].astype(np.float64)
+
+    def _label_centre(self, info: SamplingInfo):
+        present: List[str] = [k for k, v in info.locations.items() if k.startswith("label_") and len(v)]
+        if not present:
+            return None
+        return self._from(info.locations[present[self.rng.integers(len(present))]])

@@ -1,0 +1,74 @@
+"""Predicting cases: exact output geometry, other output spacings, probabilities, meshes, failures."""
+import json
+
+import numpy as np
+import pytest
+
+from nnocc.cli import predict as predict_cli
+from nnocc.inference.predictor import InferenceSettings, Predictor
+from nnocc.io.images import ImageGeometry, read_image, write_image
+from tests.conftest import make_untrained_model_folder
+
+
+@pytest.fixture
+def model_folder(trained_folders):
+    return make_untrained_model_folder(trained_folders, folds=(0, 1))
+
+
+def _oblique_case(folder, name="oblique"):
+    rng = np.random.default_rng(0)
+    angle = 0.4
+    direction = [np.cos(angle), 0, np.sin(angle), 0, 1, 0, -np.sin(angle), 0, np.cos(angle)]
+    geometry = ImageGeometry([17, 45, 38], [3.7, 2.6, 3.1], [-120.5, 33.25, -7.0], direction)
+    image = (rng.normal(40, 100, size=geometry.shape)).astype(np.int16)
+    write_image(image, geometry, folder / f"{name}_0000.nii.gz")
+    return geometry
+
+
+def test_output_has_exactly_the_input_geometry(model_folder, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    geometry = _oblique_case(inputs)
+    with pytest.raises(SystemExit) as info:
+        predict_cli.main(["-i", str(inputs), "-o", str(tmp_path / "out"), "-m", str(model_folder),
+                          "--disable_tta", "--save_probabilities", "--mesh", "stl", "-npp", "1"])
+    assert info.value.code == 0
+    labels, out_geometry = read_image(tmp_path / "out" / "oblique.nii.gz")
+    assert out_geometry.differences(geometry, tolerance=1e-6) == []
+    assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1, 2, 3}
+    probabilities = np.load(tmp_path / "out" / "oblique.npz")["probabilities"]
+    assert probabilities.shape == (4, *geometry.shape)
+    meta = json.loads((tmp_path / "out" / "oblique.json").read_text())
+    assert meta["output_names"] == ["background", "kidney", "tumor", "cyst"]
+    for name in ("plans.json", "dataset.json", "predict_log.txt", "inference_stats.json"):
+        assert (tmp_path / "out" / name).is_file()
+    stats = json.loads((tmp_path / "out" / "inference_stats.json").read_text())["cases"]["oblique"]
+    assert stats["members"] == 2 and stats["refined_structures"] <= 16
+
+
+def test_other_output_spacing_keeps_the_physical_extent(model_folder):
+    predictor = Predictor.from_model_folder(model_folder, settings=InferenceSettings(tta=False, output_spacing=[1.3]))
+    image = np.random.default_rng(1).normal(50, 80, size=(12, 30, 30)).astype(np.float32)
+    result = predictor.predict_array(image, spacing=(3.9, 2.6, 2.6), origin=(5.0, 6.0, 7.0))
+    assert result.labels.shape == tuple(result.geometry.shape)
+    np.testing.assert_allclose(np.array(result.geometry.shape) * result.geometry.spacing,
+                               np.array([12, 30, 30]) * [3.9, 2.6, 2.6])
+    assert result.geometry.shape == [36, 60, 60]
+
+
+def test_bad_case_is_reported_and_the_others_predicted(model_folder, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    _oblique_case(inputs, "good")
+    (inputs / "broken_0000.nii.gz").write_bytes(b"not an image")
+    with pytest.raises(SystemExit) as info:
+        predict_cli.main(["-i", str(inputs), "-o", str(tmp_path / "out"), "-m", str(model_folder), "-f", "0",
+                          "--disable_tta", "-npp", "1"])
+    assert info.value.code == 1
+    out = capsys.readouterr()
+    assert "broken_0000.nii.gz: unreadable image" in out.err
+    assert (tmp_path / "out" / "good.nii.gz").is_file() and not (tmp_path / "out" / "broken.nii.gz").exists()
+    assert "FAILED broken" in (tmp_path / "out" / "predict_log.txt").read_text()
+    stamp = (tmp_path / "out" / "good.nii.gz").stat().st_mtime_ns
+    with pytest.raises(SystemExit):
+        predict_cli.main(["-i", str(inputs), "-o", str(tmp_path / "out"), "-m", str(model_folder), "-f", "0",
+                          "--disable_tta", "-npp", "1", "--continue_prediction"])
+    assert (tmp_path / "out" / "good.nii.gz").stat().st_mtime_ns == stamp

@@ -1,0 +1,109 @@
+"""Query points, their labels and augmentation stay consistent with the image."""
+import json
+
+import numpy as np
+import pytest
+
+from nnocc.io.images import ImageGeometry, write_image, write_segmentation
+from nnocc.paths import DataFolders, DatasetPaths
+from nnocc.planning.plans import AugmentationPlan
+from nnocc.training.augmentation import random_spatial_transform, sample_volume
+from nnocc.training.points import boundary_band, label_points, sample_query_points, soft_label_points
+from nnocc.utils.json_io import save_json
+
+
+def test_boundary_share_and_band():
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[5:15, 5:15, 5:15] = 1
+    band = boundary_band(labels, 1.0, (1.0, 1.0, 1.0))
+    assert band[4:6, 10, 10].all() and not band[10, 10, 10] and not band[0, 0, 0]
+    points = sample_query_points(4000, 0.5, band, np.random.default_rng(0))
+    assert points.shape == (4000, 3) and points.min() >= -0.5 and points.max() <= 0.5
+    voxels = np.clip(np.floor((points + 0.5) * 20), 0, 19).astype(int)
+    in_band = band[tuple(voxels.T)].mean()
+    assert in_band > 0.5 + 0.5 * band.mean() - 0.05
+    assert len(np.unique(points, axis=0)) == 4000  # jittered off the lattice
+
+
+def test_point_labels_nearest_and_soft():
+    labels = np.zeros((4, 4, 4), np.uint8)
+    labels[2:, :, :] = 1
+    indices = np.array([[1.4, 1, 1], [1.6, 1, 1], [-3, 0, 0], [1.5, 2, 2]])
+    np.testing.assert_array_equal(label_points(labels, indices), [0, 1, 0, 1])
+    soft = soft_label_points(labels, indices, [0, 1])
+    np.testing.assert_allclose(soft.sum(1), 1.0)
+    np.testing.assert_allclose(soft[3], [0.5, 0.5], atol=1e-6)
+
+
+def test_identity_transform_reads_the_plain_crop():
+    volume = np.arange(10 * 12 * 14, dtype=np.float32).reshape(10, 12, 14)
+    t = random_spatial_transform([4, 4, 4], np.array([5.0, 6.0, 7.0]), [1, 1, 1], None, np.random.default_rng(0))
+    np.testing.assert_array_equal(sample_volume(volume, t, 3, 0.0), volume[4:8, 5:9, 6:10])
+    point = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(t.map_points(point), [[5.0, 7.0, 9.0]])
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_transform_maps_points_where_the_image_came_from(rotate):
+    volume = np.indices((30, 40, 40), dtype=np.float32)[1] * 3.0 + np.indices((30, 40, 40))[2]
+    plan = AugmentationPlan(p_rotation=1.0 if rotate else 0.0, p_scale=1.0 if rotate else 0.0, mirror_axes=[0, 1, 2])
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        t = random_spatial_transform([10, 12, 12], np.array([15.0, 20.0, 20.0]), [2.0, 1.0, 1.0], plan, rng)
+        patch = sample_volume(volume, t, 1, 0.0)
+        voxel = np.array([[4, 5, 6], [7, 2, 9]], dtype=np.float64)
+        source = t.map_points(voxel)
+        expected = source[:, 1] * 3.0 + source[:, 2]
+        np.testing.assert_allclose(patch[tuple(voxel.astype(int).T)], expected, atol=1e-3)
+
+
+def _phantom_dataset(root):
+    """Image intensity = label value (no normalisation), anisotropic and resampled."""
+    folders = DataFolders(root / "raw", root / "pre", root / "res")
+    folder = folders.raw / "Dataset077_Phantom"
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        labels = np.zeros((20, 48, 48), np.uint8)
+        for value in (1, 2, 3):
+            c = rng.integers([4, 10, 10], [16, 38, 38])
+            r = rng.integers(3, 8)
+            zz, yy, xx = np.indices(labels.shape)
+            labels[((zz - c[0]) * 2.5) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 <= r * r] = value
+        geometry = ImageGeometry([20, 48, 48], [2.5, 1.1, 1.1], [0.0, 0.0, 0.0], [1.0, 0, 0, 0, 1, 0, 0, 0, 1])
+        write_image(labels.astype(np.float32) * 100 + 1, geometry, folder / "imagesTr" / f"p{i}_0000.nii.gz")
+        write_segmentation(labels, geometry, folder / "labelsTr" / f"p{i}.nii.gz")
+    save_json({"channel_names": {"0": "noNorm"}, "labels": {"background": 0, "a": 1, "b": 2, "c": 3},
+               "numTraining": 5, "file_ending": ".nii.gz"}, folder / "dataset.json")
+    return folders
+
+
+def test_phantom_image_augmentation_and_point_labels_agree(tmp_path):
+    from nnocc.fingerprint.run import run_fingerprint_extraction
+    from nnocc.io.dataset_json import load_dataset_json
+    from nnocc.planning.run import run_planning
+    from nnocc.preprocessing.run import run_preprocessing_for_plans
+    from nnocc.training.dataloader import BatchSettings, OccupancyDataLoader
+
+    folders = _phantom_dataset(tmp_path)
+    paths = DatasetPaths(folders, "Dataset077_Phantom")
+    run_fingerprint_extraction(paths)
+    plans = run_planning(paths, gpu_memory_target_gb=1.0)
+    config = plans.configurations["3d_occ"]
+    config.spacing = [2.0, 1.5, 1.5]            # force a real resampling between label and image grids
+    config.augmentation = AugmentationPlan(p_rotation=1.0, p_scale=1.0, rotation_deg=[20, 20, 20], p_gamma=0,
+                                           p_noise=0, p_blur=0, p_brightness=0, p_contrast=0)
+    plans.save(paths.plans_file("nnoccPlans"))
+    run_preprocessing_for_plans(paths)
+    data = paths.configuration_data("nnoccPlans", "3d_occ")
+    loader = OccupancyDataLoader(data, [f"p{i}" for i in range(5)], config, load_dataset_json(paths.dataset_json),
+                                 BatchSettings(4, True, 0))
+    agree = total = 0
+    for _ in range(3):
+        batch = loader.generate_train_batch()
+        for image, points, targets in zip(batch["data"], batch["points"], batch["point_targets"]):
+            size = np.array(image.shape[1:])
+            voxel = np.clip(np.round((points + 0.5) * size - 0.5), 0, size - 1).astype(int)
+            seen = np.round((image[0][tuple(voxel.T)] - 1) / 100)
+            agree += (seen == targets).sum()
+            total += len(targets)
+    assert agree / total > 0.95, agree / total
