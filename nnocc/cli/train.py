@@ -34,6 +34,8 @@ def build():
     p.add_argument("--val", dest="only_validation", action="store_true", help="only run the final validation")
     p.add_argument("--no_final_validation", action="store_true")
     p.add_argument("--val_disable_tta", action="store_true", help="final validation without mirroring (faster)")
+    p.add_argument("--npz", action="store_true",
+                   help="save the validation probabilities (needed to ensemble configurations)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
     p.add_argument("--num_gpus", "--num_processes", dest="num_processes", type=int, default=1,
                    help="DistributedDataParallel over this many processes (GPUs; on the CPU with gloo)")
@@ -49,6 +51,7 @@ def settings_from(args) -> TrainingSettings:
         validation_iterations=args.validation_iterations, time_budget_minutes=args.budget_minutes,
         continue_training=args.continue_training, only_validation=args.only_validation,
         final_validation=not args.no_final_validation, validation_tta=not args.val_disable_tta,
+        save_probabilities=args.npz,
         pretrained_weights=args.pretrained_weights, trainer_name=args.trainer, plans_name=args.plans_name,
         overrides=dict(_key_value(kv) for kv in args.set), seed=args.seed, show_progress=not args.quiet)
 

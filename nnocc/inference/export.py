@@ -23,13 +23,16 @@ class CasePrediction:
     stats: Dict[str, float] = field(default_factory=dict)
 
 
-def save_probabilities(prediction: CasePrediction, description: DatasetDescription, path_stem: Path) -> None:
+def save_probabilities(prediction: CasePrediction, description: DatasetDescription, path_stem: Path,
+                       threshold: float = 0.5) -> None:
     tmp = path_stem.with_name(f".{path_stem.name}.tmp.npz")
     np.savez_compressed(tmp, probabilities=prediction.probabilities.astype(np.float16))
     os.replace(tmp, path_stem.with_suffix(".npz"))
+    order = description.regions_class_order or [values[-1] for _, values in description.regions]
     save_json({"geometry": prediction.geometry.to_dict(), "output_names": description.output_names,
                "regions": description.has_regions, "label_values": description.label_values,
-               "regions_class_order": description.regions_class_order}, path_stem.with_suffix(".json"))
+               "regions_class_order": order if description.has_regions else None, "threshold": threshold},
+              path_stem.with_suffix(".json"))
 
 
 def save_meshes(prediction: CasePrediction, description: DatasetDescription, folder: Path, fmt: str,
@@ -56,7 +59,7 @@ def write_prediction(prediction: CasePrediction, description: DatasetDescription
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{prediction.name}{description.file_ending}"
     if probabilities and prediction.probabilities is not None:
-        save_probabilities(prediction, description, folder / prediction.name)
+        save_probabilities(prediction, description, folder / prediction.name, threshold)
     if mesh:
         save_meshes(prediction, description, folder, mesh, threshold)
     write_segmentation(prediction.labels, prediction.geometry, path)   # last: its presence means "done"

@@ -183,7 +183,9 @@ class FoldTrainer:
         """Final validation on rank 0 with the inference code; the summary goes to the log."""
         if not self.ctx.is_main:
             return
-        summary = final_validation(self.run, self.network, self.device.type, tta=self.run.settings.validation_tta)
+        settings = self.run.settings
+        summary = final_validation(self.run, self.network, self.device.type, settings.validation_tta,
+                                   settings.save_probabilities)
         if summary is not None:
             means = ", ".join(f"{n} {v['dice']:.4f}" for n, v in summary["mean"].items())
             self.log.line(f"final validation Dice: {means}; mean {summary['foreground_mean']['dice']:.4f}")

@@ -30,6 +30,7 @@ class TrainingSettings:
     only_validation: bool = False
     final_validation: bool = True
     validation_tta: bool = True
+    save_probabilities: bool = False          # validation probabilities, for ensembling configurations
     pretrained_weights: Optional[Path] = None
     trainer_name: str = "nnoccTrainer"
     plans_name: str = "nnoccPlans"

@@ -20,18 +20,20 @@ from nnocc.utils.json_io import save_json
 logger = logging.getLogger(__name__)
 
 
-def final_validation(run: TrainingRun, network: torch.nn.Module, device: str, tta: bool = True) -> Optional[Dict]:
+def final_validation(run: TrainingRun, network: torch.nn.Module, device: str, tta: bool = True,
+                     save_probabilities: bool = False) -> Optional[Dict]:
     if not run.val_cases:
         logger.info("fold %s has no validation cases; skipping the final validation", run.settings.fold)
         return None
     folder = run.output_folder / "validation"
-    settings = InferenceSettings(tta=tta, device=device)
+    settings = InferenceSettings(tta=tta, device=device, keep_probabilities=save_probabilities)
     predictor = Predictor(run.plans, run.config.name, run.description, [network.eval()], settings)
     stats = {}
     for name in tqdm(run.val_cases, desc="final validation", unit="case"):
         case = load_preprocessed_case(run.data_folder, name)
         prediction = predictor.predict_preprocessed(PreprocessedImage(case.image[...], case.properties, None))
-        write_prediction(prediction, run.description, folder)
+        write_prediction(prediction, run.description, folder, probabilities=save_probabilities,
+                         threshold=run.config.mise.threshold)
         stats[name] = prediction.stats
     save_json(stats, folder / "inference_stats.json")
     references = run.paths.preprocessed / "gt_segmentations"
