@@ -1,25 +1,9 @@
 from setuptools import find_packages, setup
 
-COMMANDS = {
-    "nnocc_generate_dataset": "generate_dataset",
-    "nnocc_extract_fingerprint": "extract_fingerprint",
-    "nnocc_plan_experiment": "plan_experiment",
-    "nnocc_preprocess": "preprocess",
-    "nnocc_plan_and_preprocess": "plan_and_preprocess",
-    "nnocc_train": "train",
-    "nnocc_predict": "predict",
-    "nnocc_evaluate_folder": "evaluate_folder",
-    "nnocc_ensemble": "ensemble",
-    "nnocc_determine_postprocessing": "determine_postprocessing",
-    "nnocc_apply_postprocessing": "apply_postprocessing",
-    "nnocc_find_best_configuration": "find_best_configuration",
-    "nnocc_convert_kits23": "convert_kits23",
-    "nnocc_export_model_to_zip": "export_model",
-    "nnocc_install_pretrained_model_from_zip": "install_model",
-    "nnocc_plot_overlay_pngs": "plot_overlay_pngs",
-    "nnocc_challenge_predict": "challenge_predict",
-    "nnocc_demo": "demo",
-}
+# the command table lives in the package (python -m nnocc uses it too); read it without importing nnocc
+_namespace: dict = {}
+exec(open("nnocc/cli/commands.py", encoding="utf-8").read(), _namespace)
+COMMANDS = {f"nnocc_{name}": module for name, module in _namespace["COMMANDS"].items()}
 
 setup(
     name="nnocc",

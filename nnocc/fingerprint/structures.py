@@ -32,7 +32,10 @@ def surface_area(mask: np.ndarray, spacing: Sequence[float]) -> float:
     """
     if mask.sum() == 0:
         return 0.0
-    padded = gaussian_filter(np.pad(mask.astype(np.float32), 2), 0.75)
+    padded = np.pad(mask.astype(np.float32), 2)
+    smoothed = gaussian_filter(padded, 0.75)
+    if smoothed.max() > 0.5:   # structures of a voxel or two vanish when smoothed: keep them raw
+        padded = smoothed
     verts, faces, _, _ = marching_cubes(padded, level=0.5, spacing=tuple(float(s) for s in spacing))
     return float(mesh_surface_area(verts, faces))
 

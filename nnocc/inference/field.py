@@ -56,6 +56,10 @@ class VolumeField:
         self.encode_seconds = 0.0
 
     @property
+    def has_aux(self) -> bool:
+        return all(getattr(n, "aux_head", None) is not None for n in self.networks)
+
+    @property
     def num_members(self) -> int:
         return len(self.networks) * len(self.mirrors)
 

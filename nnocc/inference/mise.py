@@ -122,15 +122,19 @@ class Mise:
             self.rounds += 1
 
     def run(self, shape: Sequence[int], coarse_steps: Sequence[int], initial: Optional[torch.Tensor] = None,
-            keep_probabilities: bool = False) -> MiseResult:
+            keep_probabilities: bool = False, hint: Optional[torch.Tensor] = None) -> MiseResult:
         """``initial``: (K, *coarse lattice) probabilities that seed level 0 without evaluating it
-        (OSS-Net's encoder-seeded MISE); otherwise the coarse lattice is evaluated."""
+        (OSS-Net's encoder-seeded MISE); otherwise the coarse lattice is evaluated.  ``hint``: a
+        second opinion on the coarse lattice (the auxiliary voxel head): its boundary cells are
+        refined too, so a structure that slips between coarse points but shows in the hint is kept."""
         steps = [int(s) for s in coarse_steps]
         if any(s < 1 or s & (s - 1) for s in steps):
             raise ValueError(f"coarse steps must be powers of two, got {steps}")
         sizes = [lattice_size(n, s) for n, s in zip(shape, steps)]
         level = self._first_level(steps, sizes, initial)
         forced, levels = None, 0
+        if hint is not None:
+            forced = _active_cells(*self.decision.codes(hint.to(self.device, torch.float32)))
         while True:
             active = self._close(level, forced)
             if all(s == 1 for s in level.steps):

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from nnocc.planning.plans import ConfigurationPlan, Plans
 from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
 from nnocc.training.checkpoint import load_checkpoint
 from nnocc.utils.errors import NnoccError
+from nnocc.utils.memory import memory_peak_mb
 
 logger = logging.getLogger(__name__)
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
@@ -41,6 +41,7 @@ class InferenceSettings:
     max_points_per_batch: int = 65536
     stitching: Optional[str] = None           # None: the plan's choice
     seed_from_aux: Optional[bool] = None      # None: the plan's choice
+    aux_hint: bool = True
     refine: bool = True
     dense: bool = False                       # evaluate every output voxel (reference for MISE)
     uncertainty_margin: Optional[float] = None
@@ -59,12 +60,6 @@ def _load_network(path: Path, config: ConfigurationPlan, device: torch.device) -
     except (KeyError, RuntimeError) as e:
         raise NnoccError(f"{path}: weights do not fit the plan's architecture ({str(e).splitlines()[0][:160]})") from None
     return network.to(device).eval()
-
-
-def memory_peak_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Predictor:
@@ -121,7 +116,7 @@ class Predictor:
         return VolumeSettings(
             coarse_spacing_mm=0.0 if s.dense else mise.coarse_spacing_mm, decision=self.decision(),
             max_points_per_batch=s.max_points_per_batch,
-            seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux,
+            seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux, aux_hint=s.aux_hint,
             keep_probabilities=s.keep_probabilities,
             refine_codes=[self.code_of_label(v) for v in mise.refine_labels] if s.refine and not s.dense else [],
             refine_spacing_factor=mise.refine_spacing_factor)

@@ -22,6 +22,7 @@ class VolumeSettings:
     decision: Decision
     max_points_per_batch: int = 65536
     seed_from_aux: bool = False
+    aux_hint: bool = True                     # refine where the auxiliary head sees a boundary, too
     keep_probabilities: bool = False
     refine_codes: Sequence[int] = ()          # decisions that get the centred second pass
     refine_spacing_factor: float = 0.5
@@ -68,10 +69,10 @@ def _empty(grid: OutputGrid, k: int, regions: bool, keep: bool, device) -> Volum
 
 
 def _run_box(query: Callable, box: Box, k: int, steps: Sequence[int], settings: VolumeSettings,
-             initial: Optional[torch.Tensor], device) -> MiseResult:
+             initial: Optional[torch.Tensor], device, hint: Optional[torch.Tensor] = None) -> MiseResult:
     shape = [b - a for a, b in box]
     mise = Mise(query, k, settings.decision, settings.max_points_per_batch, device)
-    return mise.run(shape, steps, initial, settings.keep_probabilities)
+    return mise.run(shape, steps, initial, settings.keep_probabilities, hint)
 
 
 def _store(prediction: VolumePrediction, box: Box, result) -> None:
@@ -91,13 +92,15 @@ def predict_volume(field: VolumeField, grid: OutputGrid, k: int, settings: Volum
     for box in ownership_boxes(field, grid):
         lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=device)
         query = (lambda pts, lower=lower: field.query((pts + lower) * scale + offset))
-        initial = None
-        if settings.seed_from_aux:
+        aux = None
+        if (settings.seed_from_aux or settings.aux_hint) and field.has_aux and max(steps) > 1:
             sizes = [lattice_size(b - a, s) for (a, b), s in zip(box, steps)]
             lattice = torch.stack(torch.meshgrid(*[torch.arange(n, device=device) * s for n, s in zip(sizes, steps)],
                                                  indexing="ij"), -1).reshape(-1, 3).float()
-            initial = field.query((lattice + lower) * scale + offset, aux=True).T.reshape(k, *sizes)
-        _store(prediction, box, _run_box(query, box, k, steps, settings, initial, device))
+            aux = field.query((lattice + lower) * scale + offset, aux=True).T.reshape(k, *sizes)
+        initial = aux if settings.seed_from_aux else None
+        hint = aux if settings.aux_hint and not settings.seed_from_aux else None
+        _store(prediction, box, _run_box(query, box, k, steps, settings, initial, device, hint))
         prediction.boxes += 1
     if settings.refine_codes:
         refine_small_structures(field, grid, k, settings, prediction, scale, offset)
@@ -112,6 +115,26 @@ def fuse(first: torch.Tensor, second: torch.Tensor, decision: Decision) -> torch
         return torch.where(keep_second, second, first)
     keep_second = second.max(dim=1, keepdim=True).values > first.max(dim=1, keepdim=True).values
     return torch.where(keep_second, second, first)
+
+
+def _refinement_query(field: VolumeField, centre: np.ndarray, box: Box, scale: torch.Tensor, offset: torch.Tensor,
+                      decision: Decision) -> Callable:
+    """The fused query of a tile centred on the structure and the regular tiles.  When the structure
+    already sits in the central half of its own tile, that tile has the context a centred one would
+    give, so nothing is encoded again and only the finer MISE pass runs."""
+    patch = np.asarray(field.tiling.patch, dtype=np.float64)
+    owner = tuple(int(field.tiling.nearest_tile(a, centre[a:a + 1])[0]) for a in range(3))
+    owner_centre = np.asarray(field.tiling.start(owner)) + (patch - 1) / 2.0
+    lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=field.data.device)
+    if np.all(np.abs(centre - owner_centre) <= patch / 4):
+        return lambda pts: field.query((pts + lower) * scale + offset)
+    start = (centre - (patch - 1) / 2.0).tolist()
+    centred = field.encode_at(start)
+
+    def query(pts):
+        pre = (pts + lower) * scale + offset
+        return fuse(field.query(pre), field.members_probabilities(centred, start, pre), decision)
+    return query
 
 
 def _refinement_box(lo: np.ndarray, hi: np.ndarray, patch_out: np.ndarray, shape: Sequence[int]) -> Box:
@@ -141,14 +164,7 @@ def refine_small_structures(field: VolumeField, grid: OutputGrid, k: int, settin
             lo = np.array([s.start for s in slices], dtype=np.float64)
             hi = np.array([s.stop for s in slices], dtype=np.float64)
             box = _refinement_box(lo, hi, patch_out, codes.shape)
-            centre = torch.tensor((lo + hi - 1) / 2.0, dtype=torch.float32, device=device) * scale + offset
-            start = (centre.cpu().numpy() - (patch - 1) / 2.0).tolist()
-            centred = field.encode_at(start)
-            lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=device)
-
-            def query(pts, lower=lower, centred=centred, start=start):
-                pre = (pts + lower) * scale + offset
-                return fuse(field.query(pre), field.members_probabilities(centred, start, pre), settings.decision)
-
+            centre = (torch.tensor((lo + hi - 1) / 2.0, dtype=torch.float32, device=device) * scale + offset).cpu().numpy()
+            query = _refinement_query(field, centre, box, scale, offset, settings.decision)
             _store(prediction, box, _run_box(query, box, k, steps, settings, None, device))
             prediction.refined_structures += 1

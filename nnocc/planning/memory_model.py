@@ -19,9 +19,9 @@ import torch
 from nnocc.architectures.registry import build_model
 
 # Fitted by benchmarks/memory_model.py on CPU (peak RSS above the idle process), float32 training.
-BYTES_PER_ACTIVATION = 5.5
-FIXED_OVERHEAD_BYTES = 225e6
-BYTES_PER_PARAMETER = 18.0          # weights, gradients, two Adam moments, allocator slack
+BYTES_PER_ACTIVATION = 5.95
+FIXED_OVERHEAD_BYTES = 202e6
+BYTES_PER_PARAMETER = 22.0          # weights, gradients, two Adam moments, allocator slack
 
 
 @dataclass

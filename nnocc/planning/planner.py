@@ -15,9 +15,10 @@ The rules, in order (each is a method, so a custom planner overrides only what i
    get the donut sampler (seed 000's 2/4/4 random/label/donut mix), half of the query points in a
    boundary band (OSS-Net) and a refinement pass at inference; without small labels the mix is
    nnU-Net's one third label-centred, and a quarter of the points lie in the band;
-7. MISE's coarse spacing is the smallest structure's diameter (5th percentile over components)
-   divided by sqrt(3): then every such structure contains a lattice point and cannot fall between
-   the lattice's points unnoticed.
+7. MISE's coarse spacing is the smallest structure's diameter (5th percentile over components):
+   such a structure reaches at least near a lattice point, where the uncertainty margin or the
+   auxiliary head's hint marks it for refinement (measured on the generated CT: 99.998 % voxel
+   agreement with dense evaluation at 16 % of the queries, benchmarks/readme.md).
 """
 from __future__ import annotations
 
@@ -186,8 +187,7 @@ class OccupancyPlanner:
 
     def mise(self, spacing: Sequence[float], small: List[int]) -> MisePlan:
         smallest = self.structure_size_mm(self.fingerprint.labels())
-        # a lattice of spacing d / sqrt(3) has a point inside every sphere of diameter d
-        coarse = smallest / math.sqrt(3) if math.isfinite(smallest) else 8 * max(spacing)
+        coarse = smallest if math.isfinite(smallest) else 8 * max(spacing)
         coarse = max(min(spacing), coarse)
         return MisePlan(coarse_spacing_mm=float(coarse), threshold=0.5, uncertainty_margin=0.4,
                         refine_labels=small)

@@ -25,6 +25,7 @@ from nnocc.training.validation import final_validation
 from nnocc.training.steps import poly_learning_rate, pseudo_dice, to_device, train_step, validation_step
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.json_io import save_json
+from nnocc.utils.memory import memory_peak_mb
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class TrainingState:
     epoch: int = 0
     best_ema: float = -1.0
     elapsed_seconds: float = 0.0
+    iterations: int = 0
     history: TrainingHistory = field(default_factory=TrainingHistory)
     stopped_by_budget: bool = False
 
@@ -83,7 +85,8 @@ class FoldTrainer:
         s = self.state
         return {"network_weights": self.network.state_dict(), "optimizer_state": s.optimizer.state_dict(),
                 "scaler_state": s.scaler.state_dict() if s.scaler else None, "epoch": s.epoch,
-                "best_ema": s.best_ema, "elapsed_seconds": s.elapsed_seconds, "history": s.history.to_state(),
+                "best_ema": s.best_ema, "elapsed_seconds": s.elapsed_seconds, "iterations": s.iterations,
+                "history": s.history.to_state(), "peak_memory_mb": memory_peak_mb(self.device),
                 "rng": rng_state(s.rng), "architecture": self.run.config.architecture.name,
                 "architecture_kwargs": self.run.config.architecture.kwargs,
                 "configuration": self.run.config.name, "plans_name": self.run.plans.plans_name,
@@ -102,6 +105,7 @@ class FoldTrainer:
             s.scaler.load_state_dict(payload["scaler_state"])
         s.epoch, s.best_ema = int(payload["epoch"]), float(payload["best_ema"])
         s.elapsed_seconds = float(payload.get("elapsed_seconds", 0.0))
+        s.iterations = int(payload.get("iterations", 0))
         s.history = TrainingHistory.from_state(payload["history"])
         restore_rng_state(payload["rng"], s.rng)
 
@@ -230,6 +234,7 @@ class FoldTrainer:
             batch = to_device(next(loader), self.device)
             loss, _ = train_step(s.model, batch, self.loss, s.optimizer, s.scaler, self.amp, t.grad_clip)
             losses.append(loss)
+            s.iterations += 1
             bar.set_postfix(loss=f"{loss:.4f}")
             if self.over_budget(started):
                 s.stopped_by_budget = True

@@ -53,3 +53,10 @@ def test_fingerprint_of_phantom_dataset_round_trips(tmp_path):
     assert organ.fraction_of_cases == 1.0 and organ.components_per_case_median == 1
     fp.save(tmp_path / "fp.json")
     assert DatasetFingerprint.load(tmp_path / "fp.json") == fp
+
+
+def test_single_voxel_structure_is_measured():
+    mask = np.zeros((5, 5, 5), bool)
+    mask[2, 2, 2] = True
+    m = measure_structure(mask, (1.0, 1.0, 1.0))
+    assert m.voxel_count == 1 and 0 < m.surface_area_mm2 < 6

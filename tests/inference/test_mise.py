@@ -9,8 +9,8 @@ from nnocc.inference.mise import Decision, Mise, coarse_steps_for, lattice_size
 SHAPE = (96, 128, 128)
 WIDTH = 0.8  # voxels over which the analytic occupancy goes from 0.27 to 0.73, like a network's
 LESION_RADIUS = 6.2
-# the planner's rule: a coarse spacing of the smallest diameter / sqrt(3) puts a lattice point inside it
-LESION_STEPS = coarse_steps_for([1.0, 1.0, 1.0], 2 * LESION_RADIUS / np.sqrt(3))
+# the planner's rule: the coarse spacing is at most the smallest structure's diameter
+LESION_STEPS = coarse_steps_for([1.0, 1.0, 1.0], 2 * LESION_RADIUS)
 
 
 def soft(signed_distance: torch.Tensor) -> torch.Tensor:
@@ -76,10 +76,30 @@ def test_nested_regions_match_dense():
 
 def test_the_tube_is_thinner_than_the_coarse_lattice():
     """Sanity check of the scene: the coarse lattice alone misses the tube, MISE must trace it."""
-    assert LESION_STEPS == [4, 4, 4]
+    assert LESION_STEPS == [8, 8, 8]
     decision = Decision(regions=False, margin=0.4)
-    coarse_codes, _ = decision.codes(dense(scene, SHAPE)[:, ::4, ::4, ::4])
-    assert (coarse_codes[:, :, 20:] == 1).sum() == 0
+    coarse_codes, _ = decision.codes(dense(scene, SHAPE)[:, ::8, ::8, ::8])
+    assert (coarse_codes[:, :, 10:] == 1).sum() == 0
+
+
+def test_a_hint_finds_a_structure_hidden_between_coarse_points():
+    """Worst case: a sphere centred in a coarse cell, all eight corners outside it and outside the
+    margin.  A blurred second opinion (as the auxiliary voxel head gives) marks the cell."""
+    centre = (36.0, 44.0, 52.0)                 # a cell centre of the step-8 lattice
+    sharp = lambda p: _two_class(soft(sphere_sd(p, centre, LESION_RADIUS)))
+    decision = Decision(regions=False, margin=0.4)
+    plain = Mise(sharp, 2, decision).run(SHAPE, (8, 8, 8))
+    assert (plain.codes == 1).sum() == 0        # missed without help: the reason for the hint
+    lattice = [lattice_size(n, 8) for n in SHAPE]
+    blurred = lambda p: _two_class(torch.sigmoid(sphere_sd(p, centre, LESION_RADIUS) / 4.0))
+    hint = dense(lambda p: blurred(p * 8), lattice)
+    helped = Mise(sharp, 2, decision).run(SHAPE, (8, 8, 8), hint=hint)
+    reference, _ = decision.codes(dense(sharp, SHAPE))
+    assert (helped.codes[reference == 1] == 1).float().mean() >= 0.99
+
+
+def _two_class(foreground: torch.Tensor) -> torch.Tensor:
+    return torch.stack([1 - foreground, foreground], dim=1)
 
 
 def test_probabilities_and_seeded_start():

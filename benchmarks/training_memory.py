@@ -1,0 +1,52 @@
+"""Training memory of nnocc against patch size: a few real training iterations per patch size
+(fresh process each), beside the planner's estimate for the same configuration."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Dict, List
+
+_CHILD = r"""
+import json, resource, sys, torch
+from nnocc.architectures.registry import build_model
+from nnocc.planning.plans import Plans
+plans_file, patch, device = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+config = Plans.load(plans_file).configurations['3d_occ']
+torch.set_num_threads(2)
+def rss():
+    return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024
+base = rss()
+model = build_model(config.architecture.name, config.architecture.kwargs).to(device)
+opt = torch.optim.AdamW(model.parameters(), 1e-3)
+x = torch.randn(config.batch_size, config.architecture.kwargs['in_channels'], *patch, device=device)
+points = config.sampling.points_per_patch
+p = torch.rand(config.batch_size, points, 3, device=device) - 0.5
+for _ in range(3):
+    logits, aux = model(x, p)
+    loss = logits.logsumexp(-1).mean() + aux.mean()
+    opt.zero_grad(); loss.backward(); opt.step()
+peak = torch.cuda.max_memory_allocated() / 2**20 if device == 'cuda' else \
+    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+print(json.dumps({'peak_mb': peak}))
+"""
+
+
+def patch_size_study(nnocc, ws, scales=(0.5, 0.75, 1.0, 1.25, 1.5)) -> List[Dict]:
+    from nnocc.planning.memory_model import training_footprint
+    from nnocc.planning.plans import Plans
+
+    plans_file = nnocc.results.parent / "preprocessed" / ws.dataset_name / "nnoccPlans.json"
+    config = Plans.load(plans_file).configurations["3d_occ"]
+    stride = [int(__import__("numpy").prod([s[a] for s in config.architecture.kwargs["strides"]])) for a in range(3)]
+    rows = []
+    for scale in scales:
+        patch = [max(st, int(round(p * scale / st)) * st) for p, st in zip(config.patch_size, stride)]
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(plans_file), json.dumps(patch), ws.device],
+                             capture_output=True, text=True, check=True, env={**__import__("os").environ, **nnocc.env})
+        measured = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+        estimate = training_footprint(config.architecture.name, config.architecture.kwargs, patch, config.batch_size,
+                                      config.sampling.points_per_patch).estimated_bytes() / 2 ** 20
+        rows.append({"patch_size": patch, "voxels": int(patch[0] * patch[1] * patch[2]), "measured_mb": measured,
+                     "estimated_mb": estimate, "batch_size": config.batch_size})
+    return rows

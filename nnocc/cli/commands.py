@@ -1,0 +1,21 @@
+"""The console commands: ``nnocc_<name>`` runs ``nnocc.cli.<module>.main``."""
+COMMANDS = {
+    "generate_dataset": "generate_dataset",
+    "extract_fingerprint": "extract_fingerprint",
+    "plan_experiment": "plan_experiment",
+    "preprocess": "preprocess",
+    "plan_and_preprocess": "plan_and_preprocess",
+    "train": "train",
+    "predict": "predict",
+    "evaluate_folder": "evaluate_folder",
+    "ensemble": "ensemble",
+    "determine_postprocessing": "determine_postprocessing",
+    "apply_postprocessing": "apply_postprocessing",
+    "find_best_configuration": "find_best_configuration",
+    "convert_kits23": "convert_kits23",
+    "export_model_to_zip": "export_model",
+    "install_pretrained_model_from_zip": "install_model",
+    "plot_overlay_pngs": "plot_overlay_pngs",
+    "challenge_predict": "challenge_predict",
+    "demo": "demo",
+}

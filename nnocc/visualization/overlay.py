@@ -1,0 +1,89 @@
+"""PNG overlays: axial, coronal and sagittal slices through each structure's centre, with label
+outlines over the image in fixed colours (reference dashed, prediction solid)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from nnocc.io.images import ImageGeometry
+
+COLOURS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"]
+VIEWS = ("axial", "coronal", "sagittal")
+
+
+def colour(label: int) -> str:
+    return COLOURS[(int(label) - 1) % len(COLOURS)]
+
+
+def display_window(image: np.ndarray) -> Tuple[float, float]:
+    """A soft-tissue CT window when the values look like Hounsfield units, else robust percentiles."""
+    low, high = np.percentile(image, [0.5, 99.5])
+    if low < -500 and high > 100:
+        return -160.0, 240.0
+    return float(low), float(high)
+
+
+def slice_positions(labels: Sequence[np.ndarray]) -> List[Tuple[int, int, int]]:
+    """One (z, y, x) position per structure: the centre of each label present, else the volume centre."""
+    positions = []
+    values = sorted({int(v) for lab in labels if lab is not None for v in np.unique(lab) if v != 0})
+    for value in values:
+        mask = next(lab == value for lab in labels if lab is not None and (lab == value).any())
+        positions.append(tuple(int(round(c)) for c in np.argwhere(mask).mean(axis=0)))
+    if not positions:
+        shape = next(lab.shape for lab in labels if lab is not None)
+        positions.append(tuple(s // 2 for s in shape))
+    return positions
+
+
+def _cut(volume: np.ndarray, view: str, position: Tuple[int, int, int]) -> np.ndarray:
+    z, y, x = position
+    cut = {"axial": volume[z], "coronal": volume[:, y, :], "sagittal": volume[:, :, x]}[view]
+    return cut if view == "axial" else cut[::-1]   # head up in coronal and sagittal views
+
+
+def _aspect(view: str, spacing: Sequence[float]) -> float:
+    sz, sy, sx = spacing
+    return {"axial": sy / sx, "coronal": sz / sx, "sagittal": sz / sy}[view]
+
+
+def overlay_png(image: np.ndarray, geometry: ImageGeometry, prediction: Optional[np.ndarray], reference: Optional[np.ndarray],
+                path: Path, title: str = "", names: Optional[Dict[int, str]] = None) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    positions = slice_positions([prediction, reference])[:3]
+    low, high = display_window(image)
+    fig, axes = plt.subplots(len(positions), 3, figsize=(12, 4 * len(positions)), squeeze=False)
+    for row, position in enumerate(positions):
+        for col, view in enumerate(VIEWS):
+            ax = axes[row, col]
+            ax.imshow(_cut(image, view, position), cmap="gray", vmin=low, vmax=high,
+                      aspect=_aspect(view, geometry.spacing), interpolation="nearest")
+            for labels, style in ((reference, "--"), (prediction, "-")):
+                if labels is None:
+                    continue
+                cut = _cut(labels, view, position)
+                for value in np.unique(cut):
+                    if value != 0:
+                        ax.contour(cut == value, levels=[0.5], colors=[colour(value)], linestyles=style, linewidths=1.2)
+            ax.set_title(f"{view} {position[{'axial': 0, 'coronal': 1, 'sagittal': 2}[view]]}", fontsize=9)
+            ax.axis("off")
+    values = sorted({int(v) for lab in (prediction, reference) if lab is not None for v in np.unique(lab) if v})
+    handles = [Line2D([], [], color=colour(v), label=(names or {}).get(v, str(v))) for v in values]
+    handles += [Line2D([], [], color="white", linestyle="-", label="prediction"),
+                Line2D([], [], color="white", linestyle="--", label="reference")] if reference is not None else []
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), facecolor="0.3", labelcolor="white")
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=80, facecolor="0.15")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
