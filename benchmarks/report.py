@@ -123,11 +123,27 @@ def plots(results: Dict, folder: Path) -> List[str]:
     return names
 
 
+def memory_model_section() -> List[str]:
+    """The planner's memory model against measured peaks (``python -m benchmarks.memory_model``)."""
+    path = HERE / "results" / "memory_model_cpu.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    lines = ["", "## The planner's memory model", "",
+             f"Estimated against measured peak training memory ({data['device']}, "
+             f"`python -m benchmarks.memory_model --out {path.relative_to(HERE.parent)}`):", "",
+             "| network | patch | batch | points | estimated MB | measured MB | estimate / measured |", "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        lines.append(f"| {r['preset']} | {r['patch']} | {r['batch']} | {r['points']} | {r['estimated_mb']:.0f} | "
+                     f"{r['measured_mb']:.0f} | {r['estimated_mb'] / r['measured_mb']:.2f} |")
+    return lines
+
+
 def write_readme(results: Dict, path: Path) -> None:
     images = plots(results, HERE)
     n, u = results["nnocc"], results.get("nnunet")
     lines = ["# Benchmarks: nnocc against nnU-Net v2", "",
-             f"Latest run: `{results['command']}` on {results['date']} "
+             f"Latest run: `{'` then `'.join(results.get('commands', [results['command']]))}` on {results['date']} "
              f"({results['machine'].get('gpu') or results['machine']['processor']}, {results['machine']['cores']} cores, "
              f"device {results['device']}); raw figures in `{path.relative_to(HERE.parent)}`.", "",
              "Rerun: `python -m benchmarks.run --budget-minutes 30 --nnunet-venv ~/nnunet` (see `run.py` for options).", ""]
@@ -169,6 +185,7 @@ def write_readme(results: Dict, path: Path) -> None:
                   "|---|---|---|"]
         lines += [f"| {r['patch_size']} | {_fmt(r['measured_mb'], 0)} | {_fmt(r['estimated_mb'], 0)} |" for r in rows]
     lines += [""] + [f"![{i}]({i})" for i in images]
+    lines += memory_model_section()
     lines += ["", "## How the comparison is made", "",
               "- Both tools run as their users run them, in separate environments, on the same generated dataset "
               "and machine, one after the other; wall time and the peak resident memory of each command's largest "

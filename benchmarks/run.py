@@ -30,6 +30,7 @@ from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("benchmarks")
+STAGES = ("plan", "train", "predict", "mise", "scaling")
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -46,6 +47,10 @@ def parse(argv=None) -> argparse.Namespace:
                    help="nnocc's --gpu_memory_target (default 1 GB on the CPU, 8 GB on a GPU)")
     p.add_argument("--scaling-cases", type=int, default=2, help="test cases used for the scaling studies")
     p.add_argument("--results", type=Path, default=HERE / "results")
+    p.add_argument("--stages", default=",".join(STAGES),
+                   help=f"comma-separated subset of {','.join(STAGES)}; the others are taken from --reuse")
+    p.add_argument("--reuse", type=Path, default=None, help="an earlier results JSON of the same work folder")
+    p.add_argument("--skip-nnunet", action="store_true", help="run nnocc's stages only (keep nnU-Net's from --reuse)")
     p.add_argument("--no-readme", action="store_true", help="do not rewrite benchmarks/readme.md")
     return p.parse_args(argv)
 
@@ -113,19 +118,22 @@ def inference_stats(folder: Path) -> Dict:
     return {f: float(np.mean([c[f] for c in cases.values()])) for f in fields} | {"cases": len(cases)}
 
 
-def run_tool(tool, ws: Workspace, results: Dict) -> None:
+def run_tool(tool, ws: Workspace, results: Dict, stages) -> None:
     figures = results.setdefault(tool.name, {})
-    logger.info("%s: plan and preprocess", tool.name)
-    figures["plan_and_preprocess"] = tool.plan_and_preprocess().to_dict()
-    logger.info("%s: train fold 0 for %.0f minutes", tool.name, ws.budget_minutes)
-    figures["train"] = tool.train().to_dict() | tool.training_figures()
-    logger.info("%s: predict %s", tool.name, ws.test_images)
-    output = ws.root / f"predictions_{tool.name}"
-    shutil.rmtree(output, ignore_errors=True)
-    predicted = tool.predict(output).to_dict()
-    predicted["seconds_per_case"] = predicted["seconds"] / max(len(list(ws.test_images.glob("*_0000.nii.gz"))), 1)
-    figures["predict"] = predicted
-    figures["evaluation"] = evaluate(ws, output, tool.name)
+    if "plan" in stages:
+        logger.info("%s: plan and preprocess", tool.name)
+        figures["plan_and_preprocess"] = tool.plan_and_preprocess().to_dict()
+    if "train" in stages:
+        logger.info("%s: train fold 0 for %.0f minutes", tool.name, ws.budget_minutes)
+        figures["train"] = tool.train().to_dict() | tool.training_figures()
+    if "predict" in stages:
+        logger.info("%s: predict %s", tool.name, ws.test_images)
+        output = ws.root / f"predictions_{tool.name}"
+        shutil.rmtree(output, ignore_errors=True)
+        predicted = tool.predict(output).to_dict()
+        predicted["seconds_per_case"] = predicted["seconds"] / max(len(list(ws.test_images.glob("*_0000.nii.gz"))), 1)
+        figures["predict"] = predicted
+        figures["evaluation"] = evaluate(ws, output, tool.name)
 
 
 def mise_against_dense(nnocc: NnoccTool, ws: Workspace) -> Dict:
@@ -133,7 +141,8 @@ def mise_against_dense(nnocc: NnoccTool, ws: Workspace) -> Dict:
     for mode, extra in (("mise", []), ("dense", ["--dense"])):
         folder = ws.root / f"predictions_nnocc_{mode}"
         shutil.rmtree(folder, ignore_errors=True)
-        m = nnocc.predict(folder, f"predict_{mode}", "--disable_tta", *extra)
+        # the MISE algorithm against dense evaluation of the same field: no second pass in either
+        m = nnocc.predict(folder, f"predict_{mode}", "--disable_tta", "--no_refinement", *extra)
         out[mode] = {"command": m.command, "seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb} | inference_stats(folder)
     out["voxel_agreement"] = agreement(ws.root / "predictions_nnocc_mise", ws.root / "predictions_nnocc_dense")
     return out
@@ -169,23 +178,29 @@ def main(argv=None) -> Path:
     ws = prepare_dataset(args, root)
     memory_target = args.nnocc_memory_target or (8.0 if args.device == "cuda" else 1.0)
     nnocc = NnoccTool(ws, memory_target, sys.executable)
-    venv = NnunetTool.find(args.nnunet_venv)
-    results: Dict = {"date": stamp, "machine": machine(), "dataset": ws.dataset_name, "device": args.device,
-                     "budget_minutes": args.budget_minutes, "nnocc_memory_target_gb": memory_target,
-                     "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])])}
-    if venv is None:
+    venv = None if args.skip_nnunet else NnunetTool.find(args.nnunet_venv)
+    stages = set(args.stages.split(","))
+    results: Dict = json.loads(args.reuse.read_text()) if args.reuse else {}
+    command = " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
+    results.update({"date": stamp, "machine": machine(), "dataset": ws.dataset_name, "device": args.device,
+                    "budget_minutes": args.budget_minutes, "nnocc_memory_target_gb": memory_target})
+    results.setdefault("commands", []).append(command)
+    results["command"] = results["commands"][0]
+    if venv is None and not args.skip_nnunet:
         results["nnunet_missing"] = ("nnU-Net v2 not found: python3 -m venv ~/nnunet && ~/nnunet/bin/pip install "
                                      "nnunetv2, then pass --nnunet-venv ~/nnunet or set NNUNET_VENV")
         logger.warning(results["nnunet_missing"])
-    run_tool(nnocc, ws, results)
-    results["nnocc"]["mise_vs_dense"] = mise_against_dense(nnocc, ws)
-    results["nnocc"]["output_resolution"] = output_resolution_study(nnocc, ws, args.scaling_cases)
-    from benchmarks.training_memory import patch_size_study
-    results["nnocc"]["training_memory_vs_patch"] = patch_size_study(nnocc, ws)
+    run_tool(nnocc, ws, results, stages)
+    if "mise" in stages:
+        results["nnocc"]["mise_vs_dense"] = mise_against_dense(nnocc, ws)
+    if "scaling" in stages:
+        from benchmarks.training_memory import patch_size_study
+        results["nnocc"]["output_resolution"] = output_resolution_study(nnocc, ws, args.scaling_cases)
+        results["nnocc"]["training_memory_vs_patch"] = patch_size_study(nnocc, ws)
     if venv is not None:
         tool = NnunetTool(ws, venv)
         results["versions"] = {"nnunetv2": _version(venv, "nnunetv2")}
-        run_tool(tool, ws, results)
+        run_tool(tool, ws, results, stages)
     from benchmarks.report import ratios, write_readme, write_results
     results["ratios"] = ratios(results)
     path = write_results(results, args.results)

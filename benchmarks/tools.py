@@ -113,7 +113,6 @@ class NnunetTool:
 
     def train(self) -> Measurement:
         out = self.ws.root / "nnunet" / "training.json"
-        self.training_json = out
         return self.run("train", [str(self.venv / "bin" / "python"), str(HERE / "nnunet_runner.py"),
                                   str(self.ws.dataset_id), "3d_fullres", "0", str(self.ws.budget_minutes),
                                   self.ws.device, str(out)])
@@ -124,4 +123,4 @@ class NnunetTool:
                                     "-device", self.ws.device, "-npp", "1", "-nps", "1"])
 
     def training_figures(self) -> Dict:
-        return json.loads(self.training_json.read_text())
+        return json.loads((self.ws.root / "nnunet" / "training.json").read_text())

@@ -140,6 +140,9 @@ class VolumeField:
         """Probabilities (M, K) at preprocessed indices (M, 3)."""
         if self.stitching == "gaussian" and not aux:
             return self._blended(points)
+        return self._nearest(points, aux)
+
+    def _nearest(self, points: torch.Tensor, aux: bool = False) -> torch.Tensor:
         out = None
         for tile, where in self._groups(points):
             probs = self.members_probabilities(self.tile(tile), self.tiling.start(tile), points[where], aux)
@@ -167,5 +170,10 @@ class VolumeField:
                 weights = torch.zeros(len(points), 1, device=probs.device)
             total[inside] += w * probs
             weights[inside] += w
-        return total / weights.clamp(min=1e-12)
+        if total is None:
+            return self._nearest(points)
+        uncovered = weights[:, 0] == 0          # beyond every tile (outside the volume)
+        if uncovered.any():
+            total[uncovered], weights[uncovered] = self._nearest(points[uncovered]), 1.0
+        return total / weights
 

@@ -30,15 +30,17 @@ class Decision:
     margin: float = 0.4
 
     def codes(self, probs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """probs (K, ...) -> (code (...) int64, uncertain (...) bool)."""
+        """probs (K, ...) -> (code (...), uncertain (...) bool); codes are small integers (int16
+        for up to 15 outputs, so that full-resolution lattices stay light)."""
+        dtype = torch.int16 if probs.shape[0] <= 15 else torch.int32
         if self.regions:
             above = probs > self.threshold
             weights = (2 ** torch.arange(probs.shape[0], device=probs.device)).view(-1, *[1] * (probs.dim() - 1))
-            code = (above.long() * weights).sum(0)
+            code = (above.to(torch.int32) * weights).sum(0).to(dtype)
             uncertain = ((probs - self.threshold).abs() < self.margin).any(0)
             return code, uncertain
         top = probs.topk(2, dim=0).values if probs.shape[0] > 1 else torch.cat([probs, torch.zeros_like(probs)])
-        return probs.argmax(0), (top[0] - top[1]) < self.margin
+        return probs.argmax(0).to(dtype), (top[0] - top[1]) < self.margin
 
 
 @dataclass
@@ -54,39 +56,71 @@ class MiseResult:
         return int(self.codes.numel())
 
 
+_CORNERS = torch.tensor([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+
+
 def _corner_views(grid: torch.Tensor) -> List[torch.Tensor]:
     """The 8 corner values of every cell: views of shape (n0-1, n1-1, n2-1)."""
     n = grid.shape[-3:]
-    return [grid[..., a:n[0] - 1 + a, b:n[1] - 1 + b, c:n[2] - 1 + c] for a in (0, 1) for b in (0, 1) for c in (0, 1)]
+    return [grid[..., a:n[0] - 1 + a, b:n[1] - 1 + b, c:n[2] - 1 + c] for a, b, c in _CORNERS.tolist()]
 
 
 def _active_cells(code: torch.Tensor, uncertain: torch.Tensor) -> torch.Tensor:
-    corners = _corner_views(code)
-    low = torch.stack(corners).amin(0)
-    high = torch.stack(corners).amax(0)
-    doubtful = torch.stack(_corner_views(uncertain)).any(0)
+    """Dense: cells whose corners disagree or are uncertain (used once, on the coarse lattice)."""
+    views = _corner_views(code)
+    low, high = views[0].clone(), views[0].clone()
+    doubtful = torch.zeros_like(views[0], dtype=torch.bool)
+    for view, unsure in zip(views, _corner_views(uncertain)):
+        torch.minimum(low, view, out=low)
+        torch.maximum(high, view, out=high)
+        doubtful |= unsure
     return (low != high) | doubtful
 
 
-def _cells_to_corners(cells: torch.Tensor, lattice_shape: Sequence[int]) -> torch.Tensor:
-    points = torch.zeros(tuple(lattice_shape), dtype=torch.bool, device=cells.device)
-    n = cells.shape
-    for a in (0, 1):
-        for b in (0, 1):
-            for c in (0, 1):
-                points[a:a + n[0], b:b + n[1], c:c + n[2]] |= cells
-    return points
-
-
 class _Level:
-    """The lattice of one level: per-axis step and size, probabilities and what is known."""
+    """One level's lattice: per-axis step and size, probabilities, decisions, what is known."""
 
-    def __init__(self, steps: Sequence[int], sizes: Sequence[int], probs: torch.Tensor, known: torch.Tensor):
+    def __init__(self, steps: Sequence[int], sizes: Sequence[int], probs: torch.Tensor, known: torch.Tensor,
+                 decision: Decision):
         self.steps, self.sizes, self.probs, self.known = list(steps), list(sizes), probs, known
+        self.code, self.uncertain = decision.codes(probs)
+        self.cell_sizes = [max(n - 1, 0) for n in self.sizes]
 
-    def coordinates(self, mask: torch.Tensor) -> torch.Tensor:
-        index = mask.nonzero()
+    def coordinates(self, index: torch.Tensor) -> torch.Tensor:
         return (index * torch.tensor(self.steps, device=index.device)).to(torch.float32)
+
+    def store(self, index: torch.Tensor, probs: torch.Tensor, decision: Decision) -> None:
+        where = tuple(index.T)
+        self.probs[(slice(None), *where)] = probs.T
+        self.known[where] = True
+        code, uncertain = decision.codes(probs.T)
+        self.code[where], self.uncertain[where] = code, uncertain
+
+    def active(self, cells: torch.Tensor) -> torch.Tensor:
+        """Sparse: which of these cells (C, 3) have disagreeing or uncertain corners."""
+        corners = tuple((cells[:, None, :] + _CORNERS.to(cells.device)).permute(2, 0, 1))   # 3 x (C, 8)
+        codes = self.code[corners]
+        return (codes.amin(1) != codes.amax(1)) | self.uncertain[corners].any(1)
+
+
+def _unique_rows(index: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    if len(index) == 0:
+        return index
+    n1, n2 = sizes[1] + 1, sizes[2] + 1
+    linear = torch.unique((index[:, 0] * n1 + index[:, 1]) * n2 + index[:, 2])
+    return torch.stack([linear // (n1 * n2), linear // n2 % n1, linear % n2], dim=1)
+
+
+def _cells_touching(points: torch.Tensor, cell_sizes: Sequence[int]) -> torch.Tensor:
+    """The cells (up to 8 each) that have one of these lattice points as a corner."""
+    cells = (points[:, None, :] - _CORNERS.to(points.device)).reshape(-1, 3)
+    limit = torch.tensor(cell_sizes, device=points.device)
+    cells = cells[((cells >= 0) & (cells < limit)).all(1)]
+    return _unique_rows(cells, cell_sizes)
+
+
+def _corners_of(cells: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
+    return _unique_rows((cells[:, None, :] + _CORNERS.to(cells.device)).reshape(-1, 3), sizes)
 
 
 def lattice_size(n: int, step: int) -> int:
@@ -107,19 +141,29 @@ class Mise:
         self.queries += len(coordinates)
         return torch.cat(out) if out else torch.zeros(0, self.k, device=self.device)
 
-    def _close(self, level: _Level, forced: Optional[torch.Tensor]) -> torch.Tensor:
-        """Evaluate unknown corners of active cells until no active cell has one."""
-        while True:
-            code, uncertain = self.decision.codes(level.probs)
-            active = _active_cells(code, uncertain)
-            if forced is not None:
-                active |= forced
-            need = _cells_to_corners(active, level.sizes) & ~level.known
-            if not need.any():
-                return active
-            level.probs[:, need] = self._query(level.coordinates(need)).T
-            level.known |= need
+    def _close(self, level: _Level, candidates: torch.Tensor, forced: torch.Tensor) -> torch.Tensor:
+        """Evaluate unknown corners of active cells until no active cell has one.
+
+        Sparse: only cells next to newly evaluated points can change, so each round looks at those
+        alone, and the cost follows the boundary rather than the lattice.  ``forced`` cells (the
+        children of the previous level's active cells, or the hint's) count as active.
+        """
+        is_active = torch.zeros(level.cell_sizes, dtype=torch.bool, device=self.device)
+        if len(forced):
+            is_active[tuple(forced.T)] = True
+            candidates = torch.cat([candidates, forced])
+        while len(candidates):
+            fresh = candidates[level.active(candidates) & ~is_active[tuple(candidates.T)]]
+            is_active[tuple(fresh.T)] = True
+            corners = _corners_of(torch.cat([fresh, forced]), level.sizes)
+            need = corners[~level.known[tuple(corners.T)]]
+            forced = forced[:0]
+            if not len(need):
+                break
+            level.store(need, self._query(level.coordinates(need)), self.decision)
+            candidates = _cells_touching(need, level.cell_sizes)
             self.rounds += 1
+        return is_active
 
     def run(self, shape: Sequence[int], coarse_steps: Sequence[int], initial: Optional[torch.Tensor] = None,
             keep_probabilities: bool = False, hint: Optional[torch.Tensor] = None) -> MiseResult:
@@ -132,43 +176,48 @@ class Mise:
             raise ValueError(f"coarse steps must be powers of two, got {steps}")
         sizes = [lattice_size(n, s) for n, s in zip(shape, steps)]
         level = self._first_level(steps, sizes, initial)
-        forced, levels = None, 0
+        empty = torch.zeros((0, 3), dtype=torch.long, device=self.device)
+        forced = empty
         if hint is not None:
-            forced = _active_cells(*self.decision.codes(hint.to(self.device, torch.float32)))
+            forced = _active_cells(*self.decision.codes(hint.to(self.device, torch.float32))).nonzero()
+        candidates = _active_cells(level.code, level.uncertain).nonzero()
+        levels = 0
         while True:
-            active = self._close(level, forced)
+            active = self._close(level, candidates, forced)
             if all(s == 1 for s in level.steps):
                 break
             level, forced = self._refine(level, active)
+            candidates = empty
             levels += 1
         n0, n1, n2 = shape
         probs = level.probs[:, :n0, :n1, :n2]
-        codes, _ = self.decision.codes(probs)
-        return MiseResult(codes, probs.clone() if keep_probabilities else None, self.queries, self.rounds, levels)
+        return MiseResult(level.code[:n0, :n1, :n2].clone(), probs.clone() if keep_probabilities else None,
+                          self.queries, self.rounds, levels)
 
     def _first_level(self, steps, sizes, initial: Optional[torch.Tensor]) -> _Level:
         known = torch.zeros(sizes, dtype=torch.bool, device=self.device)
         if initial is not None:
             if list(initial.shape[1:]) != sizes:
                 raise ValueError(f"initial lattice {list(initial.shape[1:])} does not match {sizes}")
-            return _Level(steps, sizes, initial.to(self.device, torch.float32).clone(), known)
-        level = _Level(steps, sizes, torch.zeros(self.k, *sizes, device=self.device), known)
-        level.probs[:] = self._query(level.coordinates(torch.ones_like(known))).T.reshape(self.k, *sizes)
-        level.known[:] = True
-        return level
+            return _Level(steps, sizes, initial.to(self.device, torch.float32).clone(), known, self.decision)
+        index = torch.ones(sizes, dtype=torch.bool, device=self.device).nonzero()
+        probs = self._query(index.to(torch.float32) * torch.tensor(steps, device=self.device)).T.reshape(self.k, *sizes)
+        return _Level(steps, sizes, probs.contiguous(), ~known, self.decision)
 
     def _refine(self, level: _Level, active: torch.Tensor) -> Tuple[_Level, torch.Tensor]:
+        """Halve the steps still above one; the children of active cells are forced active."""
         refined = [s > 1 for s in level.steps]
         steps = [s // 2 if r else s for s, r in zip(level.steps, refined)]
         sizes = [2 * n - 1 if r else n for n, r in zip(level.sizes, refined)]
         probs = F.interpolate(level.probs[None], size=sizes, mode="trilinear", align_corners=True)[0]
         known = torch.zeros(sizes, dtype=torch.bool, device=self.device)
         known[tuple(slice(None, None, 2) if r else slice(None) for r in refined)] = level.known
-        forced = active
-        for axis, r in enumerate(refined):
-            if r:
-                forced = forced.repeat_interleave(2, dim=axis)
-        return _Level(steps, sizes, probs, known), forced
+        scale = torch.tensor([2 if r else 1 for r in refined], device=self.device)
+        parents = active.nonzero()
+        offsets = torch.tensor([[a, b, c] for a in range(int(scale[0])) for b in range(int(scale[1]))
+                                for c in range(int(scale[2]))], device=self.device)
+        children = (parents[:, None, :] * scale + offsets).reshape(-1, 3)
+        return _Level(steps, sizes, probs, known, self.decision), children
 
 
 def coarse_steps_for(output_spacing: Sequence[float], coarse_spacing_mm: float, max_step: int = 64) -> List[int]:

@@ -22,7 +22,7 @@ from nnocc.inference.output_grid import OutputGrid, output_geometry
 from nnocc.inference.tiling import Tiling
 from nnocc.inference.volume import VolumeSettings, predict_volume
 from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
-from nnocc.io.images import ImageGeometry
+from nnocc.io.images import ImageGeometry, read_channels, write_segmentation
 from nnocc.planning.plans import ConfigurationPlan, Plans
 from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
 from nnocc.training.checkpoint import load_checkpoint
@@ -161,6 +161,17 @@ class Predictor:
                  "seconds_total": total, "output_shape": list(grid.geometry.shape),
                  "peak_memory_mb": memory_peak_mb(self.device)}
         return CasePrediction(pre.properties.name, labels, grid.geometry, probabilities, stats)
+
+    def predict_file(self, image_files: Union[str, Path, Sequence[Union[str, Path]]],
+                     output_file: Optional[Union[str, Path]] = None) -> CasePrediction:
+        """Predict one case from its channel file(s); with ``output_file`` also write the label map."""
+        files = [image_files] if isinstance(image_files, (str, Path)) else list(image_files)
+        image, geometry = read_channels(files)
+        name = Path(files[0]).name.split("_0000")[0].split(".")[0]
+        prediction = self.predict_case(image, geometry, name)
+        if output_file is not None:
+            write_segmentation(prediction.labels, prediction.geometry, output_file)
+        return prediction
 
     def predict_array(self, array: np.ndarray, spacing: Sequence[float], direction: Optional[Sequence[float]] = None,
                       origin: Optional[Sequence[float]] = None, name: str = "array") -> CasePrediction:

@@ -28,6 +28,7 @@ from nnocc.utils.json_io import save_json
 from nnocc.utils.memory import memory_peak_mb
 
 logger = logging.getLogger(__name__)
+LATEST_EVERY_SECONDS = 600   # besides every ``checkpoint_every`` epochs: a kill loses at most ten minutes
 
 
 @dataclass
@@ -56,6 +57,7 @@ class FoldTrainer:
         self.loss = OccupancyLoss(run.regions, LossWeights(run.training.ce_weight, run.training.dice_weight,
                                                            run.training.aux_weight))
         self.state = self._initial_state()
+        self.last_saved = time.time()
 
     # ---- set-up ----------------------------------------------------------------------------
     def _initial_state(self) -> TrainingState:
@@ -146,8 +148,10 @@ class FoldTrainer:
             self.restore(self._checkpoint_for_validation())
             self.validate()
             return self.folder
-        if self.state.epoch >= r.training.num_epochs:
-            self.log.line(f"training already finished ({self.state.epoch} epochs)")
+        budget = r.settings.time_budget_minutes
+        if self.state.epoch >= r.training.num_epochs or (budget and self.state.elapsed_seconds >= 60 * budget):
+            self.log.line(f"training already finished ({self.state.epoch} epochs, "
+                          f"{self.state.elapsed_seconds / 60:.1f} min)")
             return self.folder
         train_loader, val_loader = self.make_loaders()
         try:
@@ -201,9 +205,12 @@ class FoldTrainer:
         raise NnoccError(f"{self.folder}: no checkpoint to validate; train the fold first")
 
     def resume(self) -> None:
-        path = latest_resumable(self.folder)
-        if path is None and (self.folder / "checkpoint_final.pth").is_file():
+        """Continue from checkpoint_latest (an unfinished run), else final (a finished one), else best."""
+        path = self.folder / "checkpoint_latest.pth"
+        if not path.is_file():
             path = self.folder / "checkpoint_final.pth"
+        if not path.is_file():
+            path = latest_resumable(self.folder)
         if path is None:
             self.log.line("--c given but no checkpoint found; starting from scratch")
             return
@@ -273,8 +280,10 @@ class FoldTrainer:
             s.best_ema = ema
             self.save("checkpoint_best.pth")
             self.log.line(f"new best EMA pseudo Dice {ema:.4f}: saved checkpoint_best.pth")
-        if s.epoch % t.checkpoint_every == 0 or s.stopped_by_budget or s.epoch == t.num_epochs:
+        due = s.epoch % t.checkpoint_every == 0 or time.time() - self.last_saved > LATEST_EVERY_SECONDS
+        if due or s.stopped_by_budget or s.epoch == t.num_epochs:
             self.save("checkpoint_latest.pth")
+            self.last_saved = time.time()
         self.log.plot(h)
 
     def write_run_files(self) -> None:

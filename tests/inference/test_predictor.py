@@ -72,3 +72,11 @@ def test_bad_case_is_reported_and_the_others_predicted(model_folder, tmp_path, c
         predict_cli.main(["-i", str(inputs), "-o", str(tmp_path / "out"), "-m", str(model_folder), "-f", "0",
                           "--disable_tta", "-npp", "1", "--continue_prediction"])
     assert (tmp_path / "out" / "good.nii.gz").stat().st_mtime_ns == stamp
+
+
+def test_predict_file_from_python_writes_the_label_map(model_folder, tmp_path):
+    geometry = _oblique_case(tmp_path / "in", "python")
+    predictor = Predictor.from_model_folder(model_folder, folds=[0], settings=InferenceSettings(tta=False))
+    result = predictor.predict_file(tmp_path / "in" / "python_0000.nii.gz", tmp_path / "python.nii.gz")
+    assert result.labels.shape == tuple(geometry.shape)
+    assert read_image(tmp_path / "python.nii.gz")[1].differences(geometry, tolerance=1e-6) == []

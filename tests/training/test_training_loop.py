@@ -74,3 +74,15 @@ def test_two_processes_stay_in_sync(trained_folders):
     assert "all 2 ranks hold identical weights" in log
     weights = load_checkpoint(folder / "checkpoint_final.pth")["network_weights"]
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def test_same_seed_same_weights(trained_folders, monkeypatch):
+    monkeypatch.setenv("nnocc_n_proc_DA", "0")
+    weights = []
+    for trainer in ("runA", "runB"):
+        assert _train("3", "--epochs", "1", "--iterations_per_epoch", "2", "--validation_iterations", "1", "--quiet",
+                      "--no_final_validation", "-tr", trainer, "--seed", "7") == 0
+        folder = dataset_paths(501).model_folder("3d_occ", trainer=trainer) / "fold_3"
+        weights.append(load_checkpoint(folder / "checkpoint_final.pth")["network_weights"])
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
