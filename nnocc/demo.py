@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class DemoSettings:
     dataset_id: int = 900
-    budget_minutes: float = 8.0
+    budget_minutes: float = 9.0
     device: str = "auto"
     num_training: int = 20
     num_test: int = 5
@@ -95,9 +95,8 @@ def run_demo(folders: DataFolders, settings: DemoSettings) -> Dict:
     summary = evaluate_folder(paths.raw / "labelsTs", out / "predictions_postprocessed",
                               evaluation_settings(description, tolerances_mm=(1.0, 3.0)), description.file_ending,
                               num_processes=settings.num_processes)
-    names = {v: n for n, v in description.labels.items() if not isinstance(v, list)}
     overlays = overlay_folder(paths.raw / "imagesTs", out / "predictions_postprocessed", out / "overlays",
-                              paths.raw / "labelsTs", names, settings.num_processes)
+                              paths.raw / "labelsTs", description.label_value_names, settings.num_processes)
     return {"summary": summary, "postprocessing": [s.describe() for s in plan.steps], "fold_folder": fold_folder,
             "outputs": out, "overlays": overlays, "inference": report.stats, "failures": report.failures,
             "paths": paths}

@@ -8,7 +8,8 @@ from nnocc.paths import DataFolders
 def build():
     p = common.parser(__doc__)
     p.add_argument("--dataset_id", type=int, default=900)
-    p.add_argument("--budget_minutes", type=float, default=8.0, help="training time (the rest takes ~4 min on 2 cores)")
+    p.add_argument("--budget_minutes", type=float, default=DemoSettings.budget_minutes,
+                   help="training time (the rest takes about 2 minutes on 2 cores)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--num_training", type=int, default=20)
     p.add_argument("--num_test", type=int, default=5)

@@ -2,8 +2,10 @@
 
 Members are (network, mirroring) pairs: every fold's network under every mirroring of the test-time
 augmentation.  A query averages the members' probabilities per point, so MISE refines the
-ensemble's surface, not each member's.  Encoded tiles are kept in a small least-recently-used
-cache; box-by-box MISE with ``nearest`` stitching needs one tile at a time.
+ensemble's surface, not each member's.  Encoded tiles are kept in a least-recently-used cache sized
+by memory: box-by-box MISE with ``nearest`` stitching needs one tile at a time, but Gaussian blending
+needs up to eight per box and re-encodes without end if its neighbours are evicted (measured: 25x
+more encodings with an eight-tile cache on a 3 x 3 x 2 tiling).
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class EncodedTile:
 class VolumeField:
     def __init__(self, data: torch.Tensor, networks: Sequence[torch.nn.Module], tiling: Tiling, regions: bool,
                  mirror_axes: Sequence[int] = (0, 1, 2), tta: bool = True, stitching: str = "nearest",
-                 cache_tiles: int = 8, amp: bool = False):
+                 cache_mb: float = 2048.0, amp: bool = False):
         if stitching not in STITCHING:
             raise ValueError(f"stitching must be one of {STITCHING}, got {stitching!r}")
         self.data = data                      # (C, z, y, x) on the inference device
@@ -50,7 +52,8 @@ class VolumeField:
         self.mirrors = mirror_sets(mirror_axes, tta)
         self.stitching = stitching
         self.cache: "OrderedDict[Tuple[int, int, int], EncodedTile]" = OrderedDict()
-        self.cache_tiles = cache_tiles
+        self.cache_mb = cache_mb
+        self.cache_tiles: Optional[int] = None   # set from the first encoded tile's size
         self.amp = amp and data.device.type == "cuda"
         self.encoded_tiles = 0
         self.encode_seconds = 0.0
@@ -98,6 +101,9 @@ class VolumeField:
             self.cache.move_to_end(index)
             return self.cache[index]
         encoded = self.encode_at(self.tiling.start(index))
+        if self.cache_tiles is None:
+            tile_bytes = sum(t.numel() * t.element_size() for t in encoded.features + encoded.aux if t is not None)
+            self.cache_tiles = max(2, int(self.cache_mb * 2 ** 20 // max(tile_bytes, 1)))
         self.cache[index] = encoded
         while len(self.cache) > self.cache_tiles:
             self.cache.popitem(last=False)

@@ -53,6 +53,11 @@ class DatasetDescription:
         return sorted(values)
 
     @property
+    def label_value_names(self) -> Dict[int, str]:
+        """Names of the label values declared as plain integers (regions name sets, not values)."""
+        return {v: n for n, v in self.labels.items() if not isinstance(v, list)}
+
+    @property
     def foreground_labels(self) -> List[int]:
         return [v for v in self.label_values if v != 0]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import cc3d
 import numpy as np
 
 from nnocc.io.images import ImageGeometry
@@ -25,13 +26,21 @@ def display_window(image: np.ndarray) -> Tuple[float, float]:
     return float(low), float(high)
 
 
+def structure_centre(mask: np.ndarray) -> Tuple[int, int, int]:
+    """The voxel of the largest component nearest that component's centroid.  The centroid of a
+    whole label misses it when the label has parts apart (two kidneys: the spine between them)."""
+    largest = np.argwhere(cc3d.largest_k(mask, k=1, connectivity=26))
+    nearest = np.abs(largest - largest.mean(axis=0)).sum(axis=1).argmin()
+    return tuple(int(c) for c in largest[nearest])
+
+
 def slice_positions(labels: Sequence[np.ndarray]) -> List[Tuple[int, int, int]]:
-    """One (z, y, x) position per structure: the centre of each label present, else the volume centre."""
+    """One (z, y, x) position per structure, inside it: each label present, else the volume centre."""
     positions = []
     values = sorted({int(v) for lab in labels if lab is not None for v in np.unique(lab) if v != 0})
     for value in values:
         mask = next(lab == value for lab in labels if lab is not None and (lab == value).any())
-        positions.append(tuple(int(round(c)) for c in np.argwhere(mask).mean(axis=0)))
+        positions.append(structure_centre(mask))
     if not positions:
         shape = next(lab.shape for lab in labels if lab is not None)
         positions.append(tuple(s // 2 for s in shape))
