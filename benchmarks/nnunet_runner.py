@@ -72,6 +72,8 @@ def main():
     trainer = BudgetTrainer(plans, configuration, int(fold), dataset_json, torch.device(device))
     seconds = trainer.run_budget()
     folder = trainer.output_folder
+    # the checkpoint nnU-Net wrote a moment ago in this run; it holds objects nnU-Net itself
+    # unpickles, so weights_only=True cannot read it.  Never a file from elsewhere.
     checkpoint = torch.load(join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
     checkpoint["trainer_name"] = "nnUNetTrainer"
     standard = folder.replace("BudgetTrainer__", "nnUNetTrainer__")
