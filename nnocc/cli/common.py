@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
+from nnocc.paths import DatasetPaths, dataset_paths
 from nnocc.utils.errors import DatasetProblems, NnoccError
 
 EXIT_ERROR = 1
@@ -27,9 +28,39 @@ def add_dataset(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--dataset", required=True, help="dataset id (23) or name (Dataset023_KiTS2023)")
 
 
+def add_datasets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--datasets", nargs="+", required=True,
+                   help="dataset ids (23 24) or names (Dataset023_KiTS2023), done one after the other")
+
+
+def for_each_dataset(datasets: Sequence[str], work: Callable[[DatasetPaths], None]) -> None:
+    """Run ``work`` per dataset; a dataset that fails is reported and the others still run."""
+    failed = []
+    for dataset in datasets:
+        try:
+            work(dataset_paths(dataset))
+        except (DatasetProblems, NnoccError) as error:
+            if len(datasets) == 1:
+                raise
+            print_error(error)
+            failed.append(str(dataset))
+    if failed:
+        raise NnoccError(f"{len(failed)} of {len(datasets)} datasets failed ({', '.join(failed)}); the others are done")
+
+
 def add_processes(p: argparse.ArgumentParser, flag: str = "-np", default: Optional[int] = None) -> None:
     p.add_argument(flag, dest="num_processes", type=int, default=default or default_processes(),
                    help="worker processes")
+
+
+def print_error(error: NnoccError) -> None:
+    if isinstance(error, DatasetProblems):
+        for line in error.problems:
+            print(f"error: {line}", file=sys.stderr)
+        print(f"{len(error.problems)} problem(s) found; nothing was written", file=sys.stderr)
+        return
+    for line in str(error).splitlines():
+        print(f"error: {line}", file=sys.stderr)
 
 
 def run(main: Callable[[argparse.Namespace], Optional[int]], p: argparse.ArgumentParser,
@@ -40,14 +71,8 @@ def run(main: Callable[[argparse.Namespace], Optional[int]], p: argparse.Argumen
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", force=True)
     try:
         return int(main(args) or 0)
-    except DatasetProblems as e:
-        for line in e.problems:
-            print(f"error: {line}", file=sys.stderr)
-        print(f"{len(e.problems)} problem(s) found; nothing was written", file=sys.stderr)
-        return EXIT_ERROR
-    except NnoccError as e:
-        for line in str(e).splitlines():
-            print(f"error: {line}", file=sys.stderr)
+    except (DatasetProblems, NnoccError) as e:
+        print_error(e)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,21 +1,21 @@
 """nnocc_extract_fingerprint: check a raw dataset and write dataset_fingerprint.json."""
 from nnocc.cli import common
 from nnocc.fingerprint.run import run_fingerprint_extraction
-from nnocc.paths import dataset_paths
 
 
 def build():
     p = common.parser(__doc__)
-    common.add_dataset(p)
+    common.add_datasets(p)
     common.add_processes(p)
     p.add_argument("--clean", action="store_true", help="recompute even if a fingerprint exists")
     return p
 
 
 def main_args(args):
-    paths = dataset_paths(args.dataset)
-    run_fingerprint_extraction(paths, args.num_processes, args.clean)
-    print(paths.fingerprint_file)
+    def extract(paths):
+        run_fingerprint_extraction(paths, args.num_processes, args.clean)
+        print(paths.fingerprint_file)
+    common.for_each_dataset(args.datasets, extract)
 
 
 main = common.entry(build, main_args)

@@ -1,6 +1,5 @@
 """nnocc_plan_experiment: plans (spacing, patch, batch, points, architecture, MISE) from the fingerprint."""
 from nnocc.cli import common
-from nnocc.paths import dataset_paths
 from nnocc.planning.run import run_planning
 
 
@@ -13,15 +12,16 @@ def add_planning(p):
 
 def build():
     p = common.parser(__doc__)
-    common.add_dataset(p)
+    common.add_datasets(p)
     add_planning(p)
     return p
 
 
 def main_args(args):
-    paths = dataset_paths(args.dataset)
-    plans = run_planning(paths, args.planner, args.gpu_memory_target, args.plans_name)
-    print(paths.plans_file(plans.plans_name))
+    def plan(paths):
+        plans = run_planning(paths, args.planner, args.gpu_memory_target, args.plans_name)
+        print(paths.plans_file(plans.plans_name))
+    common.for_each_dataset(args.datasets, plan)
 
 
 main = common.entry(build, main_args)

@@ -1,6 +1,5 @@
 """nnocc_preprocess: crop, resample and normalise every training case as the plans say."""
 from nnocc.cli import common
-from nnocc.paths import dataset_paths
 from nnocc.preprocessing.run import run_preprocessing_for_plans
 
 
@@ -12,16 +11,18 @@ def add_preprocessing(p):
 
 def build():
     p = common.parser(__doc__)
-    common.add_dataset(p)
+    common.add_datasets(p)
     p.add_argument("-p", "--plans_name", default="nnoccPlans")
     add_preprocessing(p)
     return p
 
 
 def main_args(args):
-    for folder in run_preprocessing_for_plans(dataset_paths(args.dataset), args.plans_name, args.configurations,
-                                              args.num_processes, args.clean):
-        print(folder)
+    def preprocess(paths):
+        for folder in run_preprocessing_for_plans(paths, args.plans_name, args.configurations, args.num_processes,
+                                                  args.clean):
+            print(folder)
+    common.for_each_dataset(args.datasets, preprocess)
 
 
 main = common.entry(build, main_args)

@@ -91,3 +91,19 @@ def test_all_problems_found_in_one_pass(ct_raw_root, data_folders, capsys):
         assert f"{case}.nii.gz" in err
     assert "3 problem(s) found" in err
     assert list(data_folders.preprocessed.iterdir()) == []
+
+
+def test_several_datasets_in_one_command_the_broken_one_is_reported_the_others_done(ct_raw_root, data_folders,
+                                                                                     capsys):
+    copy_dataset(ct_raw_root, data_folders)
+    broken = data_folders.raw / "Dataset502_Broken"
+    shutil.copytree(data_folders.raw / NAME, broken)
+    _label(broken, "case_0003").write_text("garbage")
+    with pytest.raises(SystemExit) as exit_info:
+        plan_and_preprocess.main(["-d", "502", "501", "-np", "1", "--gpu_memory_target", "1"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "Dataset502_Broken/labelsTr/case_0003.nii.gz" in err
+    assert "1 of 2 datasets failed (502); the others are done" in err
+    assert (data_folders.preprocessed / NAME / "nnoccPlans.json").is_file()
+    assert not (data_folders.preprocessed / "Dataset502_Broken").exists()
