@@ -36,6 +36,8 @@ def add_inference(p):
     p.add_argument("--disable_tta", action="store_true", help="no mirroring (8x faster, slightly less accurate)")
     p.add_argument("--max_points_per_batch", type=int, default=65536)
     p.add_argument("--stitching", choices=("nearest", "gaussian"), default=None, help="default: the plan's")
+    p.add_argument("--tile_cache_mb", type=float, default=2048.0,
+                   help="memory for encoded tiles; Gaussian stitching wants eight tiles' worth")
     p.add_argument("--seed_from_aux", action="store_true", help="start MISE from the auxiliary voxel head (faster)")
     p.add_argument("--no_refinement", action="store_true", help="skip the second pass around small structures")
     p.add_argument("--dense", action="store_true", help="query every output voxel (a reference for MISE)")
@@ -48,7 +50,8 @@ def inference_settings(args, keep_probabilities: bool) -> InferenceSettings:
     return InferenceSettings(tta=not args.disable_tta, output_spacing=args.output_spacing,
                              keep_probabilities=keep_probabilities, max_points_per_batch=args.max_points_per_batch,
                              stitching=args.stitching, seed_from_aux=True if args.seed_from_aux else None,
-                             refine=not args.no_refinement, dense=args.dense, device=args.device)
+                             refine=not args.no_refinement, dense=args.dense, device=args.device,
+                             tile_cache_mb=args.tile_cache_mb)
 
 
 def build():

@@ -10,6 +10,7 @@ more encodings with an eight-tile cache on a 3 x 3 x 2 tiling).
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from nnocc.coordinates import index_to_patch
 from nnocc.inference.tiling import Tiling
 from nnocc.training.losses import probabilities
 
+logger = logging.getLogger(__name__)
 STITCHING = ("nearest", "gaussian")
 
 
@@ -104,6 +106,11 @@ class VolumeField:
         if self.cache_tiles is None:
             tile_bytes = sum(t.numel() * t.element_size() for t in encoded.features + encoded.aux if t is not None)
             self.cache_tiles = max(2, int(self.cache_mb * 2 ** 20 // max(tile_bytes, 1)))
+            wanted = min(8, int(np.prod(self.tiling.grid)))
+            if self.stitching == "gaussian" and self.cache_tiles < wanted:
+                logger.warning("Gaussian stitching: the tile cache holds %d of the %d tiles a box needs, so tiles "
+                               "will be encoded again; --tile_cache_mb %d avoids it", self.cache_tiles, wanted,
+                               int(np.ceil(wanted * tile_bytes / 2 ** 20)))
         self.cache[index] = encoded
         while len(self.cache) > self.cache_tiles:
             self.cache.popitem(last=False)

@@ -46,6 +46,7 @@ class InferenceSettings:
     dense: bool = False                       # evaluate every output voxel (reference for MISE)
     uncertainty_margin: Optional[float] = None
     device: str = "cpu"
+    tile_cache_mb: float = 2048.0             # encoded tiles kept; Gaussian stitching wants eight tiles' worth
 
 
 def available_folds(model_folder: Path, checkpoint: str) -> List[str]:
@@ -147,7 +148,7 @@ class Predictor:
         tiling = Tiling.over(pre.properties.preprocessed_shape, self.config.patch_size, self.config.mise.tile_step)
         field = VolumeField(data, self.networks, tiling, self.description.has_regions,
                             self.config.augmentation.mirror_axes, self.settings.tta,
-                            self.settings.stitching or self.config.mise.stitching)
+                            self.settings.stitching or self.config.mise.stitching, self.settings.tile_cache_mb)
         grid = OutputGrid(output_geometry(pre.properties.geometry, self.settings.output_spacing), pre.properties)
         result = predict_volume(field, grid, self.description.num_outputs, self.volume_settings())
         labels = self.codes_to_labels(result.codes.cpu().numpy())

@@ -56,3 +56,14 @@ def test_every_voxel_centre_is_exact_and_each_tile_is_encoded_once(stitching):
             (chunk[:, 0] * shape[1] * shape[2] + chunk[:, 1] * shape[2] + chunk[:, 2]).long()])
         assert torch.allclose(answer, expected, atol=1e-5)
     assert field.encoded_tiles == int(np.prod(field.tiling.grid))
+
+
+def test_a_cache_too_small_for_blending_is_named_with_the_fix(caplog):
+    shape = (30, 40, 36)
+    data = torch.from_numpy(ramp(shape))[None]
+    field = VolumeField(data, [IdentityNetwork()], Tiling.over(shape, [12, 16, 14], 0.5), regions=True, tta=False,
+                        stitching="gaussian", cache_mb=0.002)
+    with caplog.at_level("WARNING"):
+        field.query(torch.tensor([[15.0, 20.0, 18.0]]))
+    assert field.cache_tiles == 2
+    assert "--tile_cache_mb 1" in caplog.text
