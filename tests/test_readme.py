@@ -31,3 +31,9 @@ def test_top_level_layout():
     present = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") and not p.name.endswith(".egg-info")}
     assert expected - {"container"} <= present
     assert present <= expected | {"build", "dist"}
+
+
+def test_every_command_is_documented_in_the_readme():
+    from nnocc.cli.commands import COMMANDS
+    text = (ROOT / "readme.md").read_text()
+    assert [name for name in COMMANDS if f"nnocc_{name}" not in text] == []
