@@ -5,7 +5,7 @@ augmentation.  A query averages the members' probabilities per point, so MISE re
 ensemble's surface, not each member's.  Encoded tiles are kept in a least-recently-used cache sized
 by memory: box-by-box MISE with ``nearest`` stitching needs one tile at a time, but Gaussian blending
 needs up to eight per box and re-encodes without end if its neighbours are evicted (measured: 25x
-more encodings with an eight-tile cache on a 3 x 3 x 2 tiling).
+more encodings with an eight-tile cache on a 1 x 3 x 3 tiling).
 """
 from __future__ import annotations
 
