@@ -25,6 +25,18 @@ def test_boundary_share_and_band():
     assert len(np.unique(points, axis=0)) == 4000  # jittered off the lattice
 
 
+def test_band_equals_the_whole_patch_transform_at_anisotropic_spacing():
+    from scipy.ndimage import distance_transform_edt
+    labels = np.zeros((24, 70, 60), np.uint8)               # structures well inside: the box is tight
+    labels[6:9, 20:30, 15:25] = 1
+    labels[12:15, 35:45, 30:38] = 2
+    labels[10, 40, 34] = 3
+    spacing = (3.5, 0.8, 1.1)
+    edge = boundary_band(labels, 0.0, spacing)             # a zero band is the edge itself
+    reference = distance_transform_edt(~edge, sampling=spacing) <= 4.0
+    assert np.array_equal(boundary_band(labels, 4.0, spacing), reference)
+
+
 def test_point_labels_nearest_and_soft():
     labels = np.zeros((4, 4, 4), np.uint8)
     labels[2:, :, :] = 1
