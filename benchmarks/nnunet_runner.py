@@ -5,11 +5,12 @@ environment) and imports nothing from nnocc.
 
 nnU-Net's standard trainer, changed only in when it stops: epochs of 25 iterations (instead of
 250, so the budget is checked often), the poly learning rate driven by the share of the budget
-used (nnocc's ``--budget_minutes`` does the same), and a stop once the budget is spent.  The final
-checkpoint is then relabelled ``nnUNetTrainer`` so that ``nnUNetv2_predict`` loads it as usual.
+used (nnocc's ``--budget_minutes`` does the same), and a stop once the budget is spent.  It goes
+by the standard trainer's name, which nnU-Net writes into the output folder's name and the
+checkpoint, so ``nnUNetv2_predict -tr nnUNetTrainer`` loads the result as usual: inference
+rebuilds the same network, and nothing needs relabelling (or unpickling) afterwards.
 """
 import json
-import shutil
 import sys
 import time
 from os.path import join
@@ -62,6 +63,9 @@ class BudgetTrainer(nnUNetTrainer):
         return seconds
 
 
+BudgetTrainer.__name__ = BudgetTrainer.__qualname__ = nnUNetTrainer.__name__
+
+
 def main():
     dataset, configuration, fold, budget_minutes, device, out_json = sys.argv[1:7]
     name = maybe_convert_to_dataset_name(dataset)
@@ -71,19 +75,10 @@ def main():
     BudgetTrainer.budget_seconds = float(budget_minutes) * 60
     trainer = BudgetTrainer(plans, configuration, int(fold), dataset_json, torch.device(device))
     seconds = trainer.run_budget()
-    folder = trainer.output_folder
-    # the checkpoint nnU-Net wrote a moment ago in this run; it holds objects nnU-Net itself
-    # unpickles, so weights_only=True cannot read it.  Never a file from elsewhere.
-    checkpoint = torch.load(join(folder, "checkpoint_final.pth"), map_location="cpu", weights_only=False)
-    checkpoint["trainer_name"] = "nnUNetTrainer"
-    standard = folder.replace("BudgetTrainer__", "nnUNetTrainer__")
-    shutil.rmtree(standard, ignore_errors=True)
-    shutil.copytree(trainer.output_folder_base, standard.rsplit("/fold_", 1)[0], dirs_exist_ok=True)
-    torch.save(checkpoint, join(standard, "checkpoint_final.pth"))
     with open(out_json, "w") as f:
         json.dump({"training_seconds": seconds, "iterations": trainer.iterations_done,
                    "epochs": trainer.current_epoch, "seconds_per_iteration": seconds / max(trainer.iterations_done, 1),
-                   "model_folder": standard.rsplit("/fold_", 1)[0]}, f, indent=2)
+                   "model_folder": trainer.output_folder_base}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def write_readme(results: Dict, path: Path) -> None:
               " (on the CPU the small network is the sensible choice); nnU-Net uses its default 3d_fullres plan.",
               "- Training budget: nnocc's `--budget_minutes` (the poly learning rate runs on the budget's clock); nnU-Net "
               "through `nnunet_runner.py`, its standard trainer with 25-iteration epochs that stops at the budget, the "
-              "same time-driven learning rate, and its checkpoint relabelled so `nnUNetv2_predict` loads it.",
+              "same time-driven learning rate, under the standard trainer's name so `nnUNetv2_predict` loads it as usual.",
               "- Prediction: both with test-time mirroring, fold 0, one process for preprocessing and one for export.",
               "- Evaluation: `nnocc_evaluate_folder` for both, against the same references (SD = Surface Dice).", ""]
     (HERE / "readme.md").write_text("\n".join(lines))

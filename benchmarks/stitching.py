@@ -15,13 +15,14 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from nnocc.dataset_conversion.synthetic import CaseSpec, make_case
 from nnocc.evaluation.metrics import MetricSettings, structure_metrics
 from nnocc.inference.predictor import InferenceSettings, Predictor
+from nnocc.io.dataset_json import load_dataset_json
 
 MODES = ("nearest", "gaussian")
 
@@ -52,23 +53,26 @@ def predict_both(predictors: Dict[str, Predictor], image: np.ndarray, geometry) 
     return out
 
 
-def case_row(labels: np.ndarray, spacing, predictions: Dict[str, Dict], classes: Dict[str, int]) -> Dict:
+Classes = Sequence[Tuple[str, Tuple[int, ...]]]   # (name, label values): each label, or each region
+
+
+def case_row(labels: np.ndarray, spacing, predictions: Dict[str, Dict], classes: Classes) -> Dict:
     settings = MetricSettings(tolerances_mm=(1.0,))
     row = {"disagreeing_voxels": int(np.count_nonzero(predictions["nearest"]["labels"] != predictions["gaussian"]["labels"])),
            "voxels": int(labels.size)}
     for mode, p in predictions.items():
         row[mode] = {"seconds": p["seconds"], "queries": p["queries"]}
-        for name, value in classes.items():
-            m = structure_metrics(labels == value, p["labels"] == value, spacing, settings)
+        for name, values in classes:
+            m = structure_metrics(np.isin(labels, values), np.isin(p["labels"], values), spacing, settings)
             row[mode][name] = {"dice": m["dice"], "surface_dice@1": m["surface_dice@1"]}
     return row
 
 
-def summarise(rows: List[Dict], classes: Dict[str, int]) -> Dict:
+def summarise(rows: List[Dict], classes: Classes) -> Dict:
     summary = {"disagreement_fraction": sum(r["disagreeing_voxels"] for r in rows) / sum(r["voxels"] for r in rows)}
     for mode in MODES:
         summary[mode] = {"seconds_per_case": float(np.mean([r[mode]["seconds"] for r in rows]))}
-        for name in classes:
+        for name, _ in classes:
             for metric in ("dice", "surface_dice@1"):
                 summary[mode][f"{metric}_{name}"] = float(np.nanmean([r[mode][name][metric] for r in rows]))
     return summary
@@ -76,8 +80,7 @@ def summarise(rows: List[Dict], classes: Dict[str, int]) -> Dict:
 
 def main(argv=None) -> Dict:
     args = parse(argv)
-    description = json.loads((args.model / "dataset.json").read_text())
-    classes = {k: int(v) for k, v in description["labels"].items() if int(v) != 0}
+    classes = load_dataset_json(args.model / "dataset.json").evaluation_classes()
     predictors, rows = load_predictors(args.model, args.device), []
     for i in range(args.cases):
         image, labels, geometry = make_case(CaseSpec(f"stitch_{i}", args.seed + i, tuple(args.shape), "ct"))

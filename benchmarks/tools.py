@@ -77,8 +77,8 @@ class NnoccTool:
     def training_figures(self) -> Dict:
         import torch
 
-        payload = torch.load(self.model_folder() / "fold_0" / "checkpoint_final.pth", map_location="cpu",
-                             weights_only=True)
+        checkpoint = self.model_folder() / "fold_0" / "checkpoint_final.pth"
+        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
         iterations = max(int(payload.get("iterations", 0)), 1)
         return {"training_seconds": payload["elapsed_seconds"], "iterations": iterations,
                 "epochs": payload["epoch"], "seconds_per_iteration": payload["elapsed_seconds"] / iterations,

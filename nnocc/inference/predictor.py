@@ -148,7 +148,8 @@ class Predictor:
         tiling = Tiling.over(pre.properties.preprocessed_shape, self.config.patch_size, self.config.mise.tile_step)
         field = VolumeField(data, self.networks, tiling, self.description.has_regions,
                             self.config.augmentation.mirror_axes, self.settings.tta,
-                            self.settings.stitching or self.config.mise.stitching, self.settings.tile_cache_mb)
+                            self.settings.stitching or self.config.mise.stitching,
+                            cache_mb=self.settings.tile_cache_mb)
         grid = OutputGrid(output_geometry(pre.properties.geometry, self.settings.output_spacing), pre.properties)
         result = predict_volume(field, grid, self.description.num_outputs, self.volume_settings())
         labels = self.codes_to_labels(result.codes.cpu().numpy())
