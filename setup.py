@@ -25,9 +25,15 @@ setup(
         "scipy>=1.10",
         "tqdm>=4.60",
         "matplotlib>=3.6",  # progress.png and overlay pictures, as in nnU-Net
+        # imported directly, not only through acvl-utils: compressed preprocessed arrays, connected
+        # components (postprocessing, overlays), marching cubes (surface metrics, meshes)
+        "blosc2>=2.0",
+        "connected-components-3d>=3.10",
+        "scikit-image>=0.19",
     ],
     # surface-distance is DeepMind's reference implementation (KiTS23's official metric): the tests
-    # check nnocc's own surface metrics against it
-    extras_require={"test": ["pytest>=7", "surface-distance>=0.1"]},
+    # check nnocc's own surface metrics against it.  ruff and mypy are pinned so that CI's verdict
+    # does not change with a new release's rules.
+    extras_require={"test": ["pytest>=7", "surface-distance>=0.1", "ruff==0.17.6", "mypy==2.4.1"]},
     entry_points={"console_scripts": [f"{cmd}=nnocc.cli.{module}:main" for cmd, module in COMMANDS.items()]},
 )

@@ -26,7 +26,7 @@ class BudgetTrainer(nnUNetTrainer):
     budget_seconds = 60.0
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
+                 device: torch.device = torch.device("cuda")):  # noqa: B008 - nnU-Net's own default
         # nnU-Net records its constructor's arguments by name, so the signature is spelled out
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_iterations_per_epoch = 25

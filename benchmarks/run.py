@@ -81,12 +81,14 @@ def prepare_dataset(args, root: Path) -> Workspace:
                      "--modality", modality, "--num_training", str(args.num_train), "--num_test", str(args.num_test),
                      "--shape", *map(str, args.shape), "-o", str(raw), "-np", "2"], root / "logs" / "generate.log")
     else:  # a user's dataset from $nnocc_raw, linked into the workspace
-        from nnocc.paths import data_folder, dataset_name_from_folder, find_dataset_name
-        full_name = find_dataset_name(args.dataset)
+        from nnocc.cli.environment import data_folders
+        from nnocc.paths import dataset_name_from_folder, find_dataset_name
+        folders = data_folders()
+        full_name = find_dataset_name(args.dataset, folders)
         dataset_id, name = dataset_name_from_folder(full_name)
         raw.mkdir(parents=True, exist_ok=True)
         if not (raw / full_name).exists():
-            (raw / full_name).symlink_to(data_folder("nnocc_raw") / full_name)
+            (raw / full_name).symlink_to(folders.raw / full_name)
     return Workspace(root, dataset_id, f"Dataset{dataset_id:03d}_{name}", args.device, args.budget_minutes)
 
 

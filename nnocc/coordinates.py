@@ -15,15 +15,16 @@ Four spaces, all in array order (z, y, x):
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, TypeVar
 
 import numpy as np
 import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+# numpy in, numpy out; torch in, torch out (on the input's device)
+ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 
 
-def _as(values: Sequence[float], like: ArrayLike) -> ArrayLike:
+def _as(values: Sequence[float], like: Any) -> Any:
     if isinstance(like, torch.Tensor):
         return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=like.dtype, device=like.device)
     return np.asarray(values, dtype=np.float64)
@@ -57,11 +58,13 @@ def rescale_index(index: ArrayLike, from_shape: Sequence[int], to_shape: Sequenc
     return (index + 0.5) * ratio - 0.5
 
 
-def cropped_to_preprocessed(index: ArrayLike, cropped_shape: Sequence[int], preprocessed_shape: Sequence[int]) -> ArrayLike:
+def cropped_to_preprocessed(index: ArrayLike, cropped_shape: Sequence[int],
+                            preprocessed_shape: Sequence[int]) -> ArrayLike:
     return rescale_index(index, cropped_shape, preprocessed_shape)
 
 
-def preprocessed_to_cropped(index: ArrayLike, preprocessed_shape: Sequence[int], cropped_shape: Sequence[int]) -> ArrayLike:
+def preprocessed_to_cropped(index: ArrayLike, preprocessed_shape: Sequence[int],
+                            cropped_shape: Sequence[int]) -> ArrayLike:
     return rescale_index(index, preprocessed_shape, cropped_shape)
 
 

@@ -1,16 +1,15 @@
 """Where nnocc's three data folders live, and how a dataset id becomes a folder.
 
-The folders are resolved when a command starts (never at import time) so that tests and
-embedding programs can point nnocc elsewhere through the environment variables
-``nnocc_raw``, ``nnocc_preprocessed`` and ``nnocc_results``.
+The library never reads the environment: a command resolves the variables ``nnocc_raw``,
+``nnocc_preprocessed`` and ``nnocc_results`` once when it starts (``nnocc.cli.environment``) and
+passes a ``DataFolders`` down, so that embedding programs and tests choose folders explicitly.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Union
 
 from nnocc.utils.errors import NnoccError
 
@@ -26,11 +25,11 @@ def _default_root() -> Path:
     return Path.cwd()
 
 
-def data_folder(kind: str) -> Path:
-    """The folder for ``kind`` (one of FOLDER_NAMES): the environment variable of that name, else the default."""
+def data_folder(kind: str, variables: Mapping[str, str]) -> Path:
+    """The folder for ``kind`` (one of FOLDER_NAMES): ``variables[kind]`` when set, else the default."""
     if kind not in FOLDER_NAMES:
         raise ValueError(f"unknown data folder kind {kind!r}; expected one of {FOLDER_NAMES}")
-    value = os.environ.get(kind)
+    value = variables.get(kind)
     return Path(value).expanduser().resolve() if value else _default_root() / kind
 
 
@@ -41,11 +40,12 @@ class DataFolders:
     results: Path
 
     @classmethod
-    def from_environment(cls) -> "DataFolders":
-        return cls(*(data_folder(kind) for kind in FOLDER_NAMES))
+    def from_variables(cls, variables: Mapping[str, str]) -> "DataFolders":
+        """The folders named by a mapping of variable names to paths (the command line passes its environment)."""
+        return cls(*(data_folder(kind, variables) for kind in FOLDER_NAMES))
 
 
-def dataset_name_from_folder(name: str) -> tuple:
+def dataset_name_from_folder(name: str) -> tuple[int, str]:
     """'Dataset023_KiTS' -> (23, 'KiTS'); raises for names that do not follow the convention."""
     match = _DATASET_FOLDER.match(name)
     if not match:
@@ -60,13 +60,12 @@ def _candidates(folder: Path, dataset_id: int) -> list:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith(prefix))
 
 
-def find_dataset_name(dataset: Union[int, str], folders: Optional[DataFolders] = None) -> str:
+def find_dataset_name(dataset: Union[int, str], folders: DataFolders) -> str:
     """Resolve ``-d 23``, ``-d 023``, or ``-d Dataset023_KiTS`` to the dataset's folder name.
 
     Looks in the raw folder first, then preprocessed and results (a user may have only a trained
     model).  Exactly one match is required.
     """
-    folders = folders or DataFolders.from_environment()
     text = str(dataset)
     if text.startswith("Dataset"):
         dataset_name_from_folder(text)
@@ -129,6 +128,5 @@ class DatasetPaths:
         return self.results / f"{trainer}__{plans_name}__{configuration}"
 
 
-def dataset_paths(dataset: Union[int, str], folders: Optional[DataFolders] = None) -> DatasetPaths:
-    folders = folders or DataFolders.from_environment()
+def dataset_paths(dataset: Union[int, str], folders: DataFolders) -> DatasetPaths:
     return DatasetPaths(folders, find_dataset_name(dataset, folders))

@@ -1,7 +1,6 @@
 """Shared fixtures: isolated data folders and small generated datasets (built once per session)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

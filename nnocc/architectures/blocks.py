@@ -30,6 +30,7 @@ class SinusoidalEncoding(nn.Module):
 
     def __init__(self, num_frequencies: int):
         super().__init__()
+        self.frequencies: torch.Tensor
         self.register_buffer("frequencies", (2.0 ** torch.arange(num_frequencies)) * math.pi, persistent=False)
         self.dim = 3 + 6 * num_frequencies
 

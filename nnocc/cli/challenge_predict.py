@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from nnocc.cli import common
+from nnocc.cli.environment import data_folders
 from nnocc.inference.challenge import installed_model, predict_challenge
-from nnocc.paths import data_folder
 
 
 def build():
@@ -17,7 +17,7 @@ def build():
 
 
 def main_args(args):
-    model = Path(args.model_folder) if args.model_folder else installed_model(data_folder("nnocc_results"))
+    model = Path(args.model_folder) if args.model_folder else installed_model(data_folders().results)
     for path in predict_challenge(Path(args.input_root), Path(args.output_root), model, args.device,
                                   not args.disable_tta):
         print(path)

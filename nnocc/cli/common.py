@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from nnocc.paths import DatasetPaths, dataset_paths
+from nnocc.cli.environment import dataset_paths
+from nnocc.paths import DatasetPaths
 from nnocc.utils.errors import DatasetProblems, NnoccError
 
 EXIT_ERROR = 1

@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from nnocc.cli import common
+from nnocc.cli.environment import data_folders
 from nnocc.dataset_conversion.kits23 import convert_kits23
-from nnocc.paths import data_folder
 
 
 def build():
@@ -15,7 +15,7 @@ def build():
 
 
 def main_args(args):
-    print(convert_kits23(Path(args.kits23_folder), Path(args.output_folder or data_folder("nnocc_raw")), args.dataset_id))
+    print(convert_kits23(Path(args.kits23_folder), Path(args.output_folder or data_folders().raw), args.dataset_id))
 
 
 main = common.entry(build, main_args)

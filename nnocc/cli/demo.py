@@ -1,8 +1,8 @@
 """nnocc_demo: the whole pipeline on a generated KiTS-like CT dataset (no downloads), with a table
 of Dice and Surface Dice and overlay pictures at the end.  Running it again reuses what is done."""
 from nnocc.cli import common
+from nnocc.cli.environment import data_folders
 from nnocc.demo import DemoSettings, format_table, run_demo
-from nnocc.paths import DataFolders
 
 
 def build():
@@ -21,7 +21,7 @@ def build():
 def main_args(args):
     settings = DemoSettings(args.dataset_id, args.budget_minutes, args.device, args.num_training, args.num_test,
                             not args.disable_tta, args.num_processes)
-    result = run_demo(DataFolders.from_environment(), settings)
+    result = run_demo(data_folders(), settings)
     print(format_table(result))
     return common.EXIT_ERROR if result["failures"] else 0
 

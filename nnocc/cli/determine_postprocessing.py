@@ -6,10 +6,10 @@ Either ``-d DATASET -c CONFIG [-f folds]`` (merges the folds' validation predict
 from pathlib import Path
 
 from nnocc.cli import common
+from nnocc.cli.environment import dataset_paths
 from nnocc.io.dataset_json import load_dataset_json
 from nnocc.model_selection.crossval import TrainedModel, merge_validation
 from nnocc.model_selection.find_best import smallest_structure_mm
-from nnocc.paths import dataset_paths
 from nnocc.postprocessing.determine import determine_postprocessing
 from nnocc.utils.errors import NnoccError
 

@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from nnocc.cli import common
+from nnocc.cli.environment import dataset_paths
 from nnocc.model_sharing.archive import export_model
-from nnocc.paths import dataset_paths
 
 
 def build():

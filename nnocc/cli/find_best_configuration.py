@@ -3,9 +3,9 @@ postprocessing, and the commands to run it on new data."""
 import itertools
 
 from nnocc.cli import common
+from nnocc.cli.environment import dataset_paths
 from nnocc.model_selection.crossval import TrainedModel
 from nnocc.model_selection.find_best import find_best_configuration
-from nnocc.paths import dataset_paths
 
 
 def build():
@@ -25,7 +25,7 @@ def main_args(args):
     paths = dataset_paths(args.dataset)
     candidates = [TrainedModel(c, p, t) for c, p, t in itertools.product(args.configurations, args.plans_names,
                                                                           args.trainers)]
-    info = find_best_configuration(paths, candidates, args.folds, args.metric, not args.disable_ensembling,
+    find_best_configuration(paths, candidates, args.folds, args.metric, not args.disable_ensembling,
                                    args.num_processes)
     print((paths.results / "inference_instructions.txt").read_text())
 

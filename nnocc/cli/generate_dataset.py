@@ -1,7 +1,7 @@
 """nnocc_generate_dataset: a synthetic KiTS-like CT (or two-channel MRI-like) dataset in raw format."""
 from nnocc.cli import common
+from nnocc.cli.environment import data_folders
 from nnocc.dataset_conversion.synthetic import MODALITIES, generate_dataset
-from nnocc.paths import data_folder
 
 
 def build():
@@ -21,7 +21,7 @@ def build():
 
 
 def main_args(args):
-    folder = generate_dataset(args.output_folder or data_folder("nnocc_raw"), args.dataset_id, args.name,
+    folder = generate_dataset(args.output_folder or data_folders().raw, args.dataset_id, args.name,
                               args.num_training, args.num_test, args.shape, args.modality, args.seed,
                               args.file_ending, args.regions, args.num_processes)
     print(folder)

@@ -2,8 +2,8 @@
 from pathlib import Path
 
 from nnocc.cli import common
+from nnocc.cli.environment import data_folders
 from nnocc.model_sharing.archive import install_model
-from nnocc.paths import data_folder
 
 
 def build():
@@ -14,7 +14,7 @@ def build():
 
 
 def main_args(args):
-    for folder in install_model(Path(args.zip_file), data_folder("nnocc_results"), args.overwrite):
+    for folder in install_model(Path(args.zip_file), data_folders().results, args.overwrite):
         print(folder)
 
 

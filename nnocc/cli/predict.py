@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 from nnocc.cli import common
+from nnocc.cli.environment import dataset_paths
 from nnocc.inference.batch import predict_folder
 from nnocc.inference.meshes import MESH_FORMATS
 from nnocc.inference.predictor import InferenceSettings, Predictor
-from nnocc.paths import dataset_paths
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
 """nnocc_train: train one fold (0-4 or 'all') of a configuration, e.g. ``nnocc_train 23 3d_occ 0``."""
 from pathlib import Path
+from typing import Optional
 
 from nnocc.cli import common
-from nnocc.paths import dataset_paths
-from nnocc.training.distributed import launch
+from nnocc.cli.environment import augmentation_workers, dataset_paths, torchrun_spec
+from nnocc.paths import DatasetPaths
+from nnocc.training.distributed import DistributedSpec, join_process_group, launch
 from nnocc.training.loop import FoldTrainer
 from nnocc.training.run import TrainingSettings, prepare_run
 from nnocc.utils.errors import NnoccError
@@ -53,21 +55,25 @@ def settings_from(args) -> TrainingSettings:
         final_validation=not args.no_final_validation, validation_tta=not args.val_disable_tta,
         save_probabilities=args.npz,
         pretrained_weights=args.pretrained_weights, trainer_name=args.trainer, plans_name=args.plans_name,
-        overrides=dict(_key_value(kv) for kv in args.set), seed=args.seed, show_progress=not args.quiet)
+        overrides=dict(_key_value(kv) for kv in args.set), seed=args.seed, show_progress=not args.quiet,
+        num_workers=augmentation_workers())
 
 
-def train(dataset: str, configuration: str, settings: TrainingSettings) -> Path:
-    return FoldTrainer(prepare_run(dataset_paths(dataset), configuration, settings)).train()
+def train(paths: DatasetPaths, configuration: str, settings: TrainingSettings,
+          spec: Optional[DistributedSpec] = None) -> Path:
+    run = prepare_run(paths, configuration, settings)
+    return FoldTrainer(run, join_process_group(spec, settings.device)).train()
 
 
 def main_args(args):
     if args.fold != "all" and not args.fold.isdigit():
         raise NnoccError(f"fold must be a number or 'all', got {args.fold!r}")
     settings = settings_from(args)
+    paths = dataset_paths(args.dataset)
     if args.num_processes > 1:
-        launch(args.num_processes, train, args.dataset, args.configuration, settings)
+        launch(args.num_processes, train, paths, args.configuration, settings)
     else:
-        print(train(args.dataset, args.configuration, settings))
+        print(train(paths, args.configuration, settings, torchrun_spec()))
 
 
 main = common.entry(build, main_args)

@@ -46,7 +46,7 @@ class Abdomen:
     pose_shift: np.ndarray
 
 
-def _rotation(rng: np.random.Generator, max_angles_deg: Tuple[float, float, float]) -> np.ndarray:
+def _rotation(rng: np.random.Generator, max_angles_deg: Tuple[float, ...]) -> np.ndarray:
     ax, ay, az = (np.deg2rad(rng.uniform(-m, m)) for m in max_angles_deg)
     rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
     ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
@@ -88,7 +88,7 @@ def sample_abdomen(rng: np.random.Generator, z_extent_mm: float) -> Abdomen:
                    pose_rotation=_rotation(rng, (4, 4, 12)), pose_shift=rng.uniform(-12, 12, size=3))
 
 
-def voxel_centres_in_body_frame(shape: Tuple[int, int, int], spacing_zyx: Tuple[float, float, float],
+def voxel_centres_in_body_frame(shape: Tuple[int, ...], spacing_zyx: Tuple[float, ...],
                                 abdomen: Abdomen) -> np.ndarray:
     """(z, y, x, 3) body-frame (x, y, z) mm of each voxel centre, the scanner pose applied."""
     axes = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing_zyx)]

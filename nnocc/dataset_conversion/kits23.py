@@ -3,33 +3,17 @@ hierarchical regions (kidney and masses = 1, 2, 3; masses = 2, 3; tumour = 2) an
 ``regions_class_order`` (1, 3, 2), as nnU-Net's own conversion does."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import List, Tuple
 
 from tqdm import tqdm
 
 from nnocc.dataset_conversion.synthetic import KITS_REGIONS
+from nnocc.utils.atomic import link_or_copy
 from nnocc.utils.errors import DatasetProblems, NnoccError
 from nnocc.utils.json_io import save_json
 
 IMAGE, SEGMENTATION = "imaging.nii.gz", "segmentation.nii.gz"
-
-
-def link_or_copy(source: Path, target: Path) -> str:
-    """A hard link when source and target share a file system (no bytes copied), else a copy."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        target.unlink()
-    try:
-        os.link(source, target)
-        return "linked"
-    except OSError:
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-        return "copied"
 
 
 def kits_cases(folder: Path) -> Tuple[List[Path], List[Path]]:

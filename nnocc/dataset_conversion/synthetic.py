@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -43,11 +43,11 @@ KITS_REGIONS = {"background": 0, "kidney_and_masses": [1, 2, 3], "masses": [2, 3
 class CaseSpec:
     name: str
     seed: int
-    shape: Tuple[int, int, int]
+    shape: Tuple[int, ...]
     modality: str
 
 
-def _case_geometry(rng: np.random.Generator, shape: Tuple[int, int, int]) -> ImageGeometry:
+def _case_geometry(rng: np.random.Generator, shape: Tuple[int, ...]) -> ImageGeometry:
     spacing = [float(rng.uniform(2.5, 5.0)), *[float(rng.uniform(2.6, 3.3))] * 2]
     origin = [float(v) for v in rng.uniform(-200, -150, size=2)] + [float(rng.uniform(-400, 400))]
     return ImageGeometry(shape=list(shape), spacing=spacing, origin=origin,

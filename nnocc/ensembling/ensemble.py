@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from nnocc.utils.parallel import map_cases
 def probabilities_to_labels(probabilities: np.ndarray, meta: dict) -> np.ndarray:
     if meta["regions"]:
         masks = probabilities > meta.get("threshold", 0.5)
-        order = meta.get("regions_class_order")
+        order = meta["regions_class_order"]
         out = np.zeros(probabilities.shape[1:], dtype=np.uint8)
         for mask, value in zip(masks, order):
             out[mask] = value
@@ -40,11 +40,12 @@ def _ensemble_case(job) -> str:
     name, folders, output, ending, keep = job
     metas = [load_json(f / f"{name}.json") for f in folders]
     _check_same(metas, [f / f"{name}.json" for f in folders])
-    total = None
+    total: Optional[np.ndarray] = None
     for folder in folders:
         with np.load(folder / f"{name}.npz", allow_pickle=False) as data:
             probs = data["probabilities"].astype(np.float32)
         total = probs if total is None else total + probs
+    assert total is not None
     mean = total / len(folders)
     geometry = ImageGeometry.from_dict(metas[0]["geometry"])
     if keep:

@@ -15,8 +15,14 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from nnocc.evaluation.surface import (average_symmetric_surface_distance, hausdorff, surface_dice,
-                                      surface_distances)
+from nnocc.evaluation.surface import average_symmetric_surface_distance, hausdorff, surface_dice, surface_distances
+
+
+def surface_dice_key(tolerance_mm: float) -> str:
+    """``surface_dice@1`` for round tolerances; the exact value otherwise, so that tolerances that
+    agree to six digits (KiTS23's 1.1328796488598762 and 1.13288) keep apart."""
+    short = f"{tolerance_mm:g}"
+    return f"surface_dice@{short if float(short) == tolerance_mm else repr(float(tolerance_mm))}"
 
 
 @dataclass
@@ -57,14 +63,14 @@ def _surface_metrics(reference: np.ndarray, prediction: np.ndarray, spacing: Seq
     out = {}
     ref_any, pred_any = reference.any(), prediction.any()
     if not ref_any and not pred_any:
-        out.update({f"surface_dice@{t:g}": float("nan") for t in settings.tolerances_mm})
+        out.update({surface_dice_key(t): float("nan") for t in settings.tolerances_mm})
         out.update(hd95=float("nan"), assd=float("nan"))
     elif not ref_any or not pred_any:
         diagonal = float(np.linalg.norm(np.asarray(reference.shape) * np.asarray(spacing)))
-        out.update({f"surface_dice@{t:g}": 0.0 for t in settings.tolerances_mm})
+        out.update({surface_dice_key(t): 0.0 for t in settings.tolerances_mm})
         out.update(hd95=diagonal, assd=diagonal)
     else:
         d = surface_distances(reference, prediction, spacing)
-        out.update({f"surface_dice@{t:g}": surface_dice(d, t) for t in settings.tolerances_mm})
+        out.update({surface_dice_key(t): surface_dice(d, t) for t in settings.tolerances_mm})
         out.update(hd95=hausdorff(d, 95.0), assd=average_symmetric_surface_distance(d))
     return out

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -91,9 +90,13 @@ class _CaseResult:
     measurements: Dict[str, StructureMeasurement]
 
 
+def _median(values: Sequence[float]) -> float:
+    return float(np.median(values)) if len(values) else float("nan")
+
+
 def _structure_masks(label: np.ndarray, description: DatasetDescription) -> Dict[str, Tuple[str, Tuple[int, ...], np.ndarray]]:
     by_value = {v: k for k, v in description.labels.items() if not isinstance(v, list)}
-    out = {}
+    out: Dict[str, Tuple[str, Tuple[int, ...], np.ndarray]] = {}
     for value in description.foreground_labels:
         out[f"label_{value}"] = (by_value.get(value, f"label_{value}"), (value,), label == value)
     if description.has_regions:
@@ -105,7 +108,9 @@ def _structure_masks(label: np.ndarray, description: DatasetDescription) -> Dict
 def fingerprint_case(job: Tuple[RawCase, DatasetDescription, int]) -> _CaseResult:
     case, description, seed = job
     loaded = load_case(case, description)
+    assert loaded.label is not None  # training cases are labelled
     image, label, bbox = crop_to_nonzero(loaded.image, loaded.label)
+    assert label is not None
     spacing = loaded.geometry.spacing
     foreground = label > 0
     rng = np.random.default_rng(seed)
@@ -132,19 +137,18 @@ def _aggregate_structure(key: str, name: str, values: Tuple[int, ...], per_case:
     present = [m for m in per_case if m.voxel_count > 0]
     components = [v for m in present for v in m.component_volumes_mm3]
     diameters = [equivalent_diameter(v) for v in components] or [float("nan")]
-    median = (lambda xs: float(np.median(xs)) if len(xs) else float("nan"))
     return StructureStatistics(
         name=name, kind=key.split("_")[0], label_values=list(values), cases_present=len(present),
         fraction_of_cases=len(present) / max(len(per_case), 1),
-        voxel_count_median=median([m.voxel_count for m in present]),
-        volume_mm3_median=median([m.volume_mm3 for m in present]),
+        voxel_count_median=_median([m.voxel_count for m in present]),
+        volume_mm3_median=_median([m.volume_mm3 for m in present]),
         volume_mm3_min=float(min((m.volume_mm3 for m in present), default=float("nan"))),
         volume_mm3_max=float(max((m.volume_mm3 for m in present), default=float("nan"))),
-        components_per_case_median=median([len(m.component_volumes_mm3) for m in present]),
+        components_per_case_median=_median([len(m.component_volumes_mm3) for m in present]),
         smallest_component_mm=float(np.min(diameters)),
         component_diameter_p05_mm=float(np.percentile(diameters, 5)),
-        extent_mm_median=[median([m.extent_mm[i] for m in present]) for i in range(3)],
-        surface_area_mm2_median=median([m.surface_area_mm2 for m in present]))
+        extent_mm_median=[_median([m.extent_mm[i] for m in present]) for i in range(3)],
+        surface_area_mm2_median=_median([m.surface_area_mm2 for m in present]))
 
 
 def extract_fingerprint(dataset: RawDataset, num_processes: int = 1, seed: int = 1234) -> DatasetFingerprint:

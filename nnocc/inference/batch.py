@@ -17,6 +17,7 @@ from nnocc.inference.export import write_prediction
 from nnocc.inference.predictor import Predictor
 from nnocc.io.raw_dataset import RawCase, group_channel_files, load_case
 from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
+from nnocc.utils.atomic import atomic_write_text
 from nnocc.utils.errors import DatasetProblems, NnoccError
 from nnocc.utils.json_io import save_json
 
@@ -107,4 +108,4 @@ def write_batch_files(predictor: Predictor, folder: Path, report: BatchReport) -
     lines += [f"FAILED {name}: {message}" for name, message in report.failures]
     lines += [f"ok {name}: {s['queries']} queries ({100 * s['query_fraction']:.1f} % of dense), "
               f"{s['seconds_total']:.1f} s" for name, s in report.stats.items()]
-    (folder / "predict_log.txt").write_text("\n".join(lines) + "\n")
+    atomic_write_text(folder / "predict_log.txt", "\n".join(lines) + "\n")

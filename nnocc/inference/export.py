@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from nnocc.inference.meshes import surface, write_mesh
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.io.images import ImageGeometry, write_segmentation
-from nnocc.inference.meshes import surface, write_mesh
 from nnocc.utils.json_io import save_json
 
 
@@ -20,11 +20,13 @@ class CasePrediction:
     labels: np.ndarray                       # on ``geometry``
     geometry: ImageGeometry
     probabilities: Optional[np.ndarray]      # (K, ...) on ``geometry`` if kept
-    stats: Dict[str, float] = field(default_factory=dict)
+    stats: Dict[str, Any] = field(default_factory=dict)
 
 
 def save_probabilities(prediction: CasePrediction, description: DatasetDescription, path_stem: Path,
                        threshold: float = 0.5) -> None:
+    if prediction.probabilities is None:
+        raise ValueError(f"{prediction.name}: probabilities were not kept (InferenceSettings.keep_probabilities)")
     tmp = path_stem.with_name(f".{path_stem.name}.tmp.npz")
     np.savez_compressed(tmp, probabilities=prediction.probabilities.astype(np.float16))
     os.replace(tmp, path_stem.with_suffix(".npz"))

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,12 +48,12 @@ class VolumeField:
         if stitching not in STITCHING:
             raise ValueError(f"stitching must be one of {STITCHING}, got {stitching!r}")
         self.data = data                      # (C, z, y, x) on the inference device
-        self.networks = list(networks)
+        self.networks: List[Any] = list(networks)     # the architecture's encode / decode
         self.tiling = tiling
         self.regions = regions
         self.mirrors = mirror_sets(mirror_axes, tta)
         self.stitching = stitching
-        self.cache: "OrderedDict[Tuple[int, int, int], EncodedTile]" = OrderedDict()
+        self.cache: "OrderedDict[Tuple[int, ...], EncodedTile]" = OrderedDict()
         self.cache_mb = cache_mb
         self.cache_tiles: Optional[int] = None   # set from the first encoded tile's size
         self.amp = amp and data.device.type == "cuda"
@@ -98,7 +98,7 @@ class VolumeField:
         self.encode_seconds += time.perf_counter() - began
         return EncodedTile(features, aux)
 
-    def tile(self, index: Tuple[int, int, int]) -> EncodedTile:
+    def tile(self, index: Tuple[int, ...]) -> EncodedTile:
         if index in self.cache:
             self.cache.move_to_end(index)
             return self.cache[index]
@@ -122,7 +122,7 @@ class VolumeField:
                                aux: bool = False) -> torch.Tensor:
         """Mean over members of the probabilities at preprocessed indices ``points`` (M, 3)."""
         local = index_to_patch(points, start, self.tiling.patch).to(torch.float32)
-        total = None
+        total: Optional[torch.Tensor] = None
         member = 0
         for network in self.networks:
             for flips in self.mirrors:
@@ -131,6 +131,7 @@ class VolumeField:
                     p[:, a] = -p[:, a]
                 if aux:
                     grid = encoded.aux[member]
+                    assert grid is not None, "aux queries need networks with an auxiliary head"
                     probs = lookup_features(grid, p[None])[0]
                 else:
                     with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
@@ -138,6 +139,7 @@ class VolumeField:
                     probs = probabilities(logits.float(), self.regions)
                 total = probs if total is None else total + probs
                 member += 1
+        assert total is not None
         return total / member
 
     def _groups(self, points: torch.Tensor):
@@ -156,12 +158,13 @@ class VolumeField:
         return self._nearest(points, aux)
 
     def _nearest(self, points: torch.Tensor, aux: bool = False) -> torch.Tensor:
-        out = None
+        out: Optional[torch.Tensor] = None
         for tile, where in self._groups(points):
             probs = self.members_probabilities(self.tile(tile), self.tiling.start(tile), points[where], aux)
             if out is None:
                 out = torch.zeros(len(points), probs.shape[1], device=probs.device)
             out[where.to(probs.device)] = probs
+        assert out is not None, "no points to query"
         return out
 
     def _blended(self, points: torch.Tensor) -> torch.Tensor:
@@ -169,7 +172,8 @@ class VolumeField:
         cpu = points.detach().cpu().numpy()
         candidates = [sorted({t for x in cpu[:, a] for t in self.tiling.covering_tiles(a, float(x))}) for a in range(3)]
         sigma = torch.tensor(self.tiling.patch, dtype=torch.float32, device=points.device) / 8
-        total = weights = None
+        total: Optional[torch.Tensor] = None
+        weights = torch.zeros(len(points), 1, device=points.device)
         for tile in itertools.product(*candidates):
             start = torch.tensor(self.tiling.start(tile), dtype=torch.float32, device=points.device)
             centre = start + (torch.tensor(self.tiling.patch, device=points.device, dtype=torch.float32) - 1) / 2
@@ -180,7 +184,6 @@ class VolumeField:
             probs = self.members_probabilities(self.tile(tile), start.tolist(), points[inside])
             if total is None:
                 total = torch.zeros(len(points), probs.shape[1], device=probs.device)
-                weights = torch.zeros(len(points), 1, device=probs.device)
             total[inside] += w * probs
             weights[inside] += w
         if total is None:

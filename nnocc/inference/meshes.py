@@ -9,7 +9,7 @@ import numpy as np
 from skimage.measure import marching_cubes
 
 from nnocc.io.images import ImageGeometry
-from nnocc.utils.json_io import atomic_write_bytes
+from nnocc.utils.atomic import atomic_write_bytes
 
 MESH_FORMATS = ("vtk", "stl")
 

@@ -129,9 +129,9 @@ def lattice_size(n: int, step: int) -> int:
 
 class Mise:
     def __init__(self, query: QueryFunction, num_outputs: int, decision: Decision, max_points_per_batch: int = 65536,
-                 device: torch.device = torch.device("cpu")):
+                 device: Optional[torch.device] = None):
         self.query_fn, self.k, self.decision = query, num_outputs, decision
-        self.batch, self.device = max_points_per_batch, device
+        self.batch, self.device = max_points_per_batch, device or torch.device("cpu")
         self.queries = 0
         self.rounds = 0
 

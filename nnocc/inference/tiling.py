@@ -33,7 +33,7 @@ class Tiling:
         return cls(list(shape), list(patch), [tile_starts(n, p, tile_step) for n, p in zip(shape, patch)])
 
     @property
-    def grid(self) -> Tuple[int, int, int]:
+    def grid(self) -> Tuple[int, ...]:
         return tuple(len(s) for s in self.starts)
 
     def start(self, tile: Sequence[int]) -> List[float]:

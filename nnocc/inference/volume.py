@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import cc3d
@@ -43,7 +44,7 @@ class VolumePrediction:
         return int(self.codes.numel())
 
 
-Box = Tuple[Tuple[int, int], Tuple[int, int], Tuple[int, int]]
+Box = Tuple[Tuple[int, int], ...]      # (first, end) per axis
 
 
 def ownership_boxes(field: VolumeField, grid: OutputGrid) -> List[Box]:
@@ -84,6 +85,12 @@ def _store(prediction: VolumePrediction, box: Box, result) -> None:
     prediction.rounds += result.rounds
 
 
+def _query_box(field: VolumeField, lower: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor,
+               points: torch.Tensor) -> torch.Tensor:
+    """The field at box-local output indices: shifted to the whole output grid, then mapped to voxels."""
+    return field.query((points + lower) * scale + offset)
+
+
 def predict_volume(field: VolumeField, grid: OutputGrid, k: int, settings: VolumeSettings) -> VolumePrediction:
     device = field.data.device
     prediction = _empty(grid, k, field.regions, settings.keep_probabilities, device)
@@ -91,7 +98,7 @@ def predict_volume(field: VolumeField, grid: OutputGrid, k: int, settings: Volum
     steps = coarse_steps_for(grid.geometry.spacing, settings.coarse_spacing_mm)
     for box in ownership_boxes(field, grid):
         lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=device)
-        query = (lambda pts, lower=lower: field.query((pts + lower) * scale + offset))
+        query = partial(_query_box, field, lower, scale, offset)
         aux = None
         if (settings.seed_from_aux or settings.aux_hint) and field.has_aux and max(steps) > 1:
             sizes = [lattice_size(b - a, s) for (a, b), s in zip(box, steps)]

@@ -6,12 +6,15 @@ direction matrix row-major) because they describe physical space, not the array.
 """
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import Any, List, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -87,7 +90,7 @@ def _read_with_nibabel(path: Path) -> sitk.Image:
     """
     import nibabel
 
-    nii = nibabel.load(str(path))
+    nii: Any = nibabel.load(str(path))
     data = np.asanyarray(nii.dataobj)
     affine = nii.affine.astype(np.float64)
     ras_to_lps = np.diag([-1.0, -1.0, 1.0])
@@ -124,6 +127,8 @@ def read_sitk(path: PathLike) -> sitk.Image:
 
 def read_image(path: PathLike, expect_dim: int = 3) -> Tuple[np.ndarray, ImageGeometry]:
     image = read_sitk(path)
+    if Path(path).name.lower().endswith(NIFTI_ENDINGS):
+        verify_complete(path)
     if image.GetDimension() != expect_dim:
         raise NnoccError(f"{path}: expected a {expect_dim}D image, got {image.GetDimension()}D")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -149,17 +154,62 @@ def read_channels(paths: Sequence[PathLike]) -> Tuple[np.ndarray, ImageGeometry]
     return np.stack(arrays), reference
 
 
-def count_nonfinite(path: PathLike, array: np.ndarray) -> int:
-    """Non-finite voxels of a file.  SimpleITK's NIfTI reader turns NaN into 0, so float NIfTI
-    files are checked through nibabel, which reads the stored values."""
-    count = int(array.size - np.isfinite(array).sum()) if np.issubdtype(array.dtype, np.floating) else 0
-    if Path(path).name.lower().endswith((".nii", ".nii.gz")):
-        import nibabel
+NIFTI_ENDINGS = (".nii", ".nii.gz")
+_SCAN_CHUNK_BYTES = 1 << 24
 
-        nii = nibabel.load(str(path))
-        if np.issubdtype(nii.get_data_dtype(), np.floating):
-            data = np.asanyarray(nii.dataobj)
-            count = max(count, int(data.size - np.isfinite(data).sum()))
+
+@dataclass(frozen=True)
+class _PayloadScan:
+    nonfinite: int
+
+
+@lru_cache(maxsize=64)
+def _scan_nifti(path: str, mtime_ns: int, size: int) -> _PayloadScan:
+    """Read a NIfTI file's voxel data completely, in chunks: a truncated file is an error (SimpleITK
+    silently reads one as zeros), and non-finite floats are counted from the stored values
+    (SimpleITK turns NaN into 0).  Cached by modification time and size: one pass per file."""
+    import nibabel
+
+    try:
+        image: Any = nibabel.load(path)
+        proxy = image.dataobj
+        dtype = proxy.dtype
+        expected = int(np.prod(proxy.shape)) * dtype.itemsize
+        offset = int(proxy.offset)
+        opener = gzip.open if path.lower().endswith(".gz") else open
+        with opener(path, "rb") as stream:
+            stream.read(offset)
+            remaining, nonfinite = expected, 0
+            while remaining > 0:
+                chunk = stream.read(min(_SCAN_CHUNK_BYTES, remaining))
+                if not chunk:
+                    raise NnoccError(f"{path}: truncated (the header announces {expected} bytes of voxel data, "
+                                     f"the file holds {expected - remaining})")
+                usable = len(chunk) - len(chunk) % dtype.itemsize
+                if np.issubdtype(dtype, np.floating):
+                    values = np.frombuffer(chunk[:usable], dtype=dtype)
+                    nonfinite += int(values.size - np.count_nonzero(np.isfinite(values)))
+                remaining -= len(chunk)
+            if opener is gzip.open:
+                stream.read()    # to the end: checks the gzip stream's length and checksum
+    except NnoccError:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        raise NnoccError(f"{path}: unreadable or truncated ({type(e).__name__}: {e})") from None
+    return _PayloadScan(nonfinite)
+
+
+def verify_complete(path: PathLike) -> _PayloadScan:
+    path = Path(path)
+    stat = path.stat()
+    return _scan_nifti(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def count_nonfinite(path: PathLike, array: np.ndarray) -> int:
+    """Non-finite voxels of a file: of the array, and for NIfTI files of the stored values."""
+    count = int(array.size - np.isfinite(array).sum()) if np.issubdtype(array.dtype, np.floating) else 0
+    if Path(path).name.lower().endswith(NIFTI_ENDINGS):
+        count = max(count, verify_complete(path).nonfinite)
     return count
 
 

@@ -141,13 +141,14 @@ def load_case(case: RawCase, description: DatasetDescription) -> LoadedCase:
     label = None
     if case.label_file is not None:
         label, problems = _load_label(case, description, reference, problems)
-    if problems:
-        raise DatasetProblems(problems)
+    if problems or reference is None:
+        raise DatasetProblems(problems or [f"case {case.name}: no image file"])
     return LoadedCase(case.name, np.stack(arrays), label, reference)
 
 
 def _load_label(case: RawCase, description: DatasetDescription, reference: Optional[ImageGeometry],
-                problems: List[str]):
+                problems: List[str]) -> Tuple[Optional[np.ndarray], List[str]]:
+    assert case.label_file is not None
     try:
         label, geometry = read_image(case.label_file)
     except NnoccError as e:
@@ -176,9 +177,11 @@ def load_cases_checked(worker, jobs: Sequence, names: Sequence[str], num_process
     from nnocc.utils.parallel import map_cases
 
     results, failures = map_cases(worker, jobs, num_processes, desc=desc, names=names)
-    problems = []
-    for _, error in failures:
-        problems.extend(error.problems if isinstance(error, DatasetProblems) else [str(error)])
+    problems: List[str] = []
+    for name, error in failures:
+        lines = error.problems if isinstance(error, DatasetProblems) else [str(error)]
+        # an error that does not say which file it concerns at least says which case
+        problems.extend(line if name in line or "/" in line else f"case {name}: {line}" for line in lines)
     if problems:
         raise DatasetProblems(problems)
     return results

@@ -1,7 +1,6 @@
 """Cross-validation results of a trained configuration: every fold's validation predictions in one folder."""
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -9,6 +8,7 @@ from typing import Dict, List, Sequence
 from nnocc.evaluation.evaluate_folder import evaluate_folder, evaluation_settings
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.paths import DatasetPaths
+from nnocc.utils.atomic import atomic_copy
 from nnocc.utils.errors import NnoccError
 
 
@@ -42,7 +42,7 @@ def merge_validation(model_folder: Path, folds: Sequence[str], ending: str) -> P
         for path in validation.iterdir():
             if path.name.endswith((ending, ".npz")) or (path.suffix == ".json" and path.stem != "summary"
                                                        and path.name != "inference_stats.json"):
-                shutil.copy2(path, target / path.name)
+                atomic_copy(path, target / path.name)
     return target
 
 

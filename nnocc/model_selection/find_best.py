@@ -11,16 +11,22 @@ import itertools
 import logging
 import math
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Sequence
 
 from nnocc.ensembling.ensemble import ensemble_folders
 from nnocc.evaluation.evaluate_folder import evaluate_folder, evaluation_settings
 from nnocc.fingerprint.fingerprint import DatasetFingerprint
 from nnocc.io.dataset_json import load_dataset_json
-from nnocc.model_selection.crossval import (TrainedModel, crossval_folder, evaluate_crossval, existing_models,
-                                            has_probabilities)
+from nnocc.model_selection.crossval import (
+    TrainedModel,
+    crossval_folder,
+    evaluate_crossval,
+    existing_models,
+    has_probabilities,
+)
 from nnocc.paths import DatasetPaths
 from nnocc.postprocessing.determine import determine_postprocessing
+from nnocc.utils.atomic import atomic_write_text
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.json_io import save_json
 
@@ -65,7 +71,7 @@ def find_best_configuration(paths: DatasetPaths, candidates: List[TrainedModel],
     if not models:
         raise NnoccError(f"none of {', '.join(c.label for c in candidates)} has validation results for folds "
                          f"{', '.join(folds)} in {paths.results}")
-    results = {}
+    results: Dict[str, Dict[str, Any]] = {}
     for model in models:
         summary = evaluate_crossval(paths, model, folds, description, num_processes)
         results[model.label] = {"members": [model], "folder": crossval_folder(model.folder(paths), folds),
@@ -79,7 +85,7 @@ def find_best_configuration(paths: DatasetPaths, candidates: List[TrainedModel],
                                     smallest_structure_mm(paths), chosen["folder"], num_processes)
     information = _information(paths, results, best, folds, metric, chosen["folder"] / "postprocessing.json", plan)
     save_json(information, paths.results / "inference_information.json")
-    (paths.results / "inference_instructions.txt").write_text(_instructions_text(information))
+    atomic_write_text(paths.results / "inference_instructions.txt", _instructions_text(information))
     return information
 
 

@@ -16,6 +16,7 @@ place.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -104,11 +105,15 @@ def check_archive(path: Path) -> List[zipfile.ZipInfo]:
 
 
 def install_model(path: Path, results_folder: Path, overwrite: bool = False) -> List[Path]:
-    """Check, unpack into a temporary folder, load every checkpoint safely, then move into place."""
+    """Check, unpack into a temporary folder, load every checkpoint safely, then move into place.
+
+    Nothing that is installed already (a model folder, or a dataset's inference instructions) is
+    replaced without ``overwrite``."""
     files = check_archive(Path(path))
     models = sorted({"/".join(i.filename.split("/")[:2]) for i in files if i.filename.count("/") >= 2})
+    dataset_files = sorted(i.filename for i in files if i.filename.count("/") == 1)
     targets = [Path(results_folder) / m for m in models]
-    existing = [t for t in targets if t.exists()]
+    existing = [t for t in targets + [Path(results_folder) / f for f in dataset_files] if t.exists()]
     if existing and not overwrite:
         raise NnoccError(f"{existing[0]}: already installed (pass --overwrite to replace it)")
     Path(results_folder).mkdir(parents=True, exist_ok=True)
@@ -117,8 +122,8 @@ def install_model(path: Path, results_folder: Path, overwrite: bool = False) -> 
             for info in files:
                 destination = Path(staging) / info.filename
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as source, open(destination, "wb") as target:
-                    shutil.copyfileobj(source, target)
+                with archive.open(info) as source, open(destination, "wb") as unpacked:
+                    shutil.copyfileobj(source, unpacked)
         for checkpoint in Path(staging).rglob("*.pth"):
             load_checkpoint(checkpoint)   # raises for anything that is not plain tensors and values
         for model, target in zip(models, targets):
@@ -126,6 +131,6 @@ def install_model(path: Path, results_folder: Path, overwrite: bool = False) -> 
                 shutil.rmtree(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(Path(staging) / model), target)
-        for extra in Path(staging).glob("Dataset*/*.*"):
-            shutil.move(str(extra), Path(results_folder) / extra.parent.name / extra.name)
+        for name in dataset_files:
+            os.replace(Path(staging) / name, Path(results_folder) / name)
     return targets

@@ -32,9 +32,19 @@ import numpy as np
 from nnocc.architectures.registry import architecture_module
 from nnocc.fingerprint.fingerprint import DatasetFingerprint, StructureStatistics
 from nnocc.io.dataset_json import DatasetDescription
-from nnocc.planning.memory_model import training_footprint
-from nnocc.planning.plans import (ArchitecturePlan, AugmentationPlan, ChannelNormalization, ConfigurationPlan,
-                                  MemoryEstimate, MisePlan, Plans, ResamplingPlan, SamplingPlan, TrainingPlan)
+from nnocc.planning.memory_model import TrainingFootprint, training_footprint
+from nnocc.planning.plans import (
+    ArchitecturePlan,
+    AugmentationPlan,
+    ChannelNormalization,
+    ConfigurationPlan,
+    MemoryEstimate,
+    MisePlan,
+    Plans,
+    ResamplingPlan,
+    SamplingPlan,
+    TrainingPlan,
+)
 from nnocc.planning.target_spacing import target_spacing
 from nnocc.preprocessing.normalization import plan_normalization
 from nnocc.preprocessing.resampling import out_of_plane_axis
@@ -132,7 +142,7 @@ class OccupancyPlanner:
         return int(max(multiple, math.ceil(value / multiple) * multiple))
 
     def choose_patch_and_batch(self, kwargs: Dict, spacing: Sequence[float], median_shape: np.ndarray
-                               ) -> Tuple[List[int], int, object]:
+                               ) -> Tuple[List[int], int, TrainingFootprint]:
         stride = architecture_module(self.architecture).total_stride(kwargs["strides"])
         patch = [self._round_to(m, s) for m, s in zip(median_shape, stride)]
         budget = PATCH_BUDGET_SHARE * self.budget_gb

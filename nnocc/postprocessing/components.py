@@ -48,7 +48,8 @@ def apply_step(labels: np.ndarray, step: PostprocessingStep, spacing: Sequence[f
     mask = np.isin(labels, step.label_values)
     if not mask.any():
         return labels
-    components, n = cc3d.connected_components(mask.astype(np.uint8), connectivity=connectivity, return_N=True)
+    components, n = cc3d.connected_components(mask.astype(np.uint8), connectivity=connectivity,  # type: ignore[call-overload]
+                                              return_N=True)
     sizes = np.bincount(components.ravel(), minlength=n + 1)
     sizes[0] = 0
     if step.operation == "keep_largest":

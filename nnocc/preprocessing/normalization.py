@@ -36,8 +36,10 @@ def plan_normalization(name: str, statistics: IntensityStatistics, use_nonzero_m
 def normalize_channel(channel: np.ndarray, norm: ChannelNormalization, mask: Optional[np.ndarray] = None) -> np.ndarray:
     channel = channel.astype(np.float32, copy=False)
     if norm.scheme == "ct":
-        clipped = np.clip(channel, norm.clip_low, norm.clip_high)
-        return ((clipped - norm.mean) / max(norm.std, 1e-8)).astype(np.float32)
+        low, high, mean, std = norm.clip_low, norm.clip_high, norm.mean, norm.std
+        if low is None or high is None or mean is None or std is None:
+            raise ValueError(f"channel {norm.channel}: the CT scheme needs clip_low, clip_high, mean and std")
+        return ((np.clip(channel, low, high) - mean) / max(std, 1e-8)).astype(np.float32)
     if norm.scheme == "zscore":
         region = channel[mask] if (norm.use_nonzero_mask and mask is not None and mask.any()) else channel
         out = (channel - region.mean()) / max(float(region.std()), 1e-8)

@@ -13,13 +13,15 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from nnocc.coordinates import effective_spacing, resampled_shape
+from nnocc.io.dataset_json import DatasetDescription
 from nnocc.io.images import ImageGeometry
 from nnocc.io.raw_dataset import RawCase, RawDataset, load_case, load_cases_checked
 from nnocc.planning.plans import ConfigurationPlan
 from nnocc.preprocessing.cropping import crop_to_nonzero, nonzero_mask
 from nnocc.preprocessing.normalization import normalize_image
 from nnocc.preprocessing.resampling import out_of_plane_axis, resample_image, resample_labels
-from nnocc.preprocessing.storage import CaseProperties, case_is_complete, save_case
+from nnocc.preprocessing.storage import CaseProperties, case_files, case_is_complete, remove_case, save_case
+from nnocc.utils.atomic import atomic_copy, link_or_copy
 
 logger = logging.getLogger(__name__)
 MAX_LOCATIONS = 10000
@@ -73,75 +75,98 @@ def sampler_locations(seg: np.ndarray, spacing, donut_labels: List[int], donut_m
     return locations
 
 
-def preprocess_training_case(job: Tuple[RawCase, object, ConfigurationPlan, Path]) -> str:
+def preprocess_training_case(job: Tuple[RawCase, DatasetDescription, ConfigurationPlan, Path]) -> str:
     case, description, config, out_folder = job
     loaded = load_case(case, description)
     pre = preprocess_image(loaded.image, loaded.geometry, config, case.name, loaded.label)
-    plan = config.resampling
-    seg = resample_labels(pre.cropped_label, pre.properties.preprocessed_shape, plan, pre.properties.z_axis)
+    label = pre.cropped_label
+    assert label is not None  # a training case always has one
+    seg = resample_labels(label, pre.properties.preprocessed_shape, config.resampling, pre.properties.z_axis)
     rng = np.random.default_rng(zlib.crc32(case.name.encode()))
     locations = sampler_locations(seg, pre.properties.preprocessed_spacing, config.sampling.donut_labels,
                                   config.sampling.donut_margin_mm, rng)
-    pre.properties.labels_present = [int(v) for v in np.unique(pre.cropped_label) if v != 0]
-    save_case(out_folder, pre.properties, pre.data, seg, pre.cropped_label, locations)
-    copy_reference(case, out_folder.parent / "gt_segmentations")
+    pre.properties.labels_present = [int(v) for v in np.unique(label) if v != 0]
+    save_case(out_folder, pre.properties, pre.data, seg, label, locations)
     return case.name
-
-
-def copy_reference(case: RawCase, folder: Path) -> None:
-    """The raw label file, for evaluating validation predictions without the raw folder (as nnU-Net)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / case.label_file.name
-    tmp = folder / f".{case.label_file.name}.tmp"
-    shutil.copyfile(case.label_file, tmp)
-    os.replace(tmp, target)
 
 
 def configuration_folder(preprocessed_dataset: Path, plans_name: str, configuration: str) -> Path:
     return preprocessed_dataset / f"{plans_name}_{configuration}"
 
 
+def staging_folder(out_folder: Path) -> Path:
+    return out_folder.with_name(out_folder.name + ".partial")
+
+
 def run_preprocessing(dataset: RawDataset, config: ConfigurationPlan, out_folder: Path, num_processes: int = 1,
                       clean: bool = False) -> Path:
     """Preprocess every training case into ``out_folder``.
 
-    Work happens in ``<out_folder>.partial`` and is renamed at the end, so an interrupted run never
-    leaves a folder that looks complete.  Finished cases (same preprocessing key) are kept unless
-    ``clean``.
+    The dataset's layout is checked before anything is touched.  The new data is built in
+    ``<out_folder>.partial`` and swapped in only when every case succeeded, so a run that fails
+    (a broken case, an interrupt) leaves the previous preprocessed data as it was.  Unchanged cases
+    (same preprocessing key) are carried over by hard link unless ``clean``; the cases a failed run
+    finished stay in the partial folder and are reused by the next run.
     """
-    partial = out_folder.with_name(out_folder.name + ".partial")
-    if clean:
-        shutil.rmtree(out_folder, ignore_errors=True)
-        shutil.rmtree(partial, ignore_errors=True)
     cases = dataset.training_cases()
-    if out_folder.is_dir():
-        if partial.exists():
-            shutil.rmtree(partial)
-        os.replace(out_folder, partial)
+    staging = staging_folder(out_folder)
+    if clean:
+        shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    names = [c.name for c in cases]
+    remove_stale_cases(staging, set(names))
     key = config.preprocessing_key()
-    todo = [c for c in cases if not case_is_complete(partial, c.name, key)]
+    if not clean and out_folder.is_dir():
+        carry_over_cases(out_folder, staging, names, key)
+    todo = [c for c in cases if not case_is_complete(staging, c.name, key)]
     if len(todo) < len(cases):
         logger.info("%d of %d cases already preprocessed; skipping them (use --clean to redo)",
                     len(cases) - len(todo), len(cases))
-    jobs = [(c, dataset.description, config, partial) for c in todo]
+    jobs = [(c, dataset.description, config, staging) for c in todo]
     try:
         load_cases_checked(preprocess_training_case, jobs, [c.name for c in todo], num_processes,
                            desc=f"preprocessing {config.name}")
     except BaseException:
-        if not any(partial.glob("*.json")):
-            shutil.rmtree(partial, ignore_errors=True)
+        logger.error("nothing was changed in %s; finished cases are kept in %s for the next run", out_folder, staging)
         raise
-    _remove_stale_cases(partial, {c.name for c in cases})
-    references = out_folder.parent / "gt_segmentations"
-    for case in cases:
-        if not (references / case.label_file.name).is_file():
-            copy_reference(case, references)
-    os.replace(partial, out_folder)
+    update_references(cases, {c.name for c in todo}, out_folder.parent / "gt_segmentations")
+    swap_in(staging, out_folder)
     return out_folder
 
 
-def _remove_stale_cases(folder: Path, keep: set) -> None:
+def carry_over_cases(source: Path, staging: Path, names: List[str], key: str) -> None:
+    """Hard-link the complete, up-to-date cases of ``source`` that ``staging`` lacks."""
+    for name in names:
+        if case_is_complete(source, name, key) and not case_is_complete(staging, name, key):
+            for source_file, target in zip(case_files(source, name), case_files(staging, name)):
+                link_or_copy(source_file, target)
+
+
+def update_references(cases: List[RawCase], redone: set, folder: Path) -> None:
+    """The raw label files, for evaluating validation predictions without the raw folder (as nnU-Net)."""
+    label_files = {c.name: c.label_file for c in cases if c.label_file is not None}
+    for name, label_file in label_files.items():
+        target = folder / label_file.name
+        if name in redone or not target.is_file():
+            atomic_copy(label_file, target)
+    ending = next((f.name[len(n):] for n, f in label_files.items()), "")
+    keep = {f.name for f in label_files.values()}
+    for path in folder.glob(f"*{ending}") if ending else []:
+        if path.name not in keep:
+            path.unlink()
+
+
+def swap_in(staging: Path, out_folder: Path) -> None:
+    """Replace ``out_folder`` by ``staging``; the old folder is removed only after the rename."""
+    retired = out_folder.with_name(out_folder.name + ".old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if out_folder.is_dir():
+        os.replace(out_folder, retired)
+    os.replace(staging, out_folder)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def remove_stale_cases(folder: Path, keep: set) -> None:
     for path in folder.glob("*.json"):
-        if path.stem not in keep:
-            for f in folder.glob(f"{path.stem}*"):
-                f.unlink()
+        if not path.name.startswith(".") and path.stem not in keep:
+            remove_case(folder, path.stem)

@@ -19,8 +19,8 @@ ANISOTROPY_THRESHOLD = 3.0
 
 def out_of_plane_axis(spacing: Sequence[float], target_spacing: Sequence[float]) -> Optional[int]:
     """The axis to treat apart when the original or the target spacing is strongly anisotropic."""
-    for candidate in (spacing, target_spacing):
-        candidate = np.asarray(candidate, dtype=np.float64)
+    for values in (spacing, target_spacing):
+        candidate = np.asarray(values, dtype=np.float64)
         if candidate.max() / candidate.min() > ANISOTROPY_THRESHOLD:
             return int(np.argmax(candidate))
     return None

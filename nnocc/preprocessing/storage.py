@@ -15,13 +15,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import blosc2
 import numpy as np
 
 from nnocc.io.images import ImageGeometry
-from nnocc.utils.json_io import atomic_write_bytes
 from nnocc.utils.serialization import JsonDataclass
 
 blosc2.set_nthreads(1)
@@ -58,25 +57,41 @@ def open_array(path: Path):
     return blosc2.open(str(path), mode="r", mmap_mode="r")
 
 
+# the files of one case, by suffix; the properties JSON comes last because it marks a case complete
+CASE_FILE_SUFFIXES = (".b2nd", "_seg.b2nd", "_seg_original.b2nd", "_locations.npz", ".json")
+
+
+def case_files(folder: Path, name: str) -> List[Path]:
+    """Every file of case ``name``, matched by its whole name: case_1 never owns case_10's files."""
+    return [folder / f"{name}{suffix}" for suffix in CASE_FILE_SUFFIXES]
+
+
 def save_case(folder: Path, properties: CaseProperties, image: np.ndarray, seg: np.ndarray,
               seg_original: np.ndarray, locations: Dict[str, np.ndarray]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    name = properties.name
-    _save_array(image.astype(np.float32, copy=False), folder / f"{name}.b2nd")
-    _save_array(seg, folder / f"{name}_seg.b2nd")
-    _save_array(seg_original, folder / f"{name}_seg_original.b2nd")
-    tmp = folder / f".{name}_locations.tmp.npz"
-    np.savez_compressed(tmp, **{k: v.astype(np.int32) for k, v in locations.items()})
-    os.replace(tmp, folder / f"{name}_locations.npz")
-    properties.save(folder / f"{name}.json")
+    image_file, seg_file, original_file, locations_file, properties_file = case_files(folder, properties.name)
+    _save_array(image.astype(np.float32, copy=False), image_file)
+    _save_array(seg, seg_file)
+    _save_array(seg_original, original_file)
+    tmp = folder / f".{properties.name}_locations.tmp.npz"
+    arrays: Dict[str, Any] = {k: v.astype(np.int32) for k, v in locations.items()}
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, locations_file)
+    properties.save(properties_file)
+
+
+def remove_case(folder: Path, name: str) -> None:
+    # the properties file goes first, so that an interrupted removal leaves an incomplete case
+    for path in reversed(case_files(folder, name)):
+        path.unlink(missing_ok=True)
 
 
 @dataclass
 class PreprocessedCase:
     properties: CaseProperties
-    image: object                     # blosc2 array (C, z, y, x)
-    seg: object                       # blosc2 array (z, y, x)
-    seg_original: object              # blosc2 array (z, y, x)
+    image: Any                        # blosc2 array (C, z, y, x)
+    seg: Any                          # blosc2 array (z, y, x)
+    seg_original: Any                 # blosc2 array (z, y, x)
     locations: Dict[str, np.ndarray]
 
 
@@ -102,5 +117,3 @@ def list_cases(folder: Path) -> List[str]:
     return sorted(p.stem for p in folder.glob("*.json") if not p.name.startswith("."))
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))

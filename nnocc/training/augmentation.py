@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from batchgenerators.augmentations.color_augmentations import (augment_brightness_multiplicative,
-                                                               augment_contrast, augment_gamma)
+from batchgenerators.augmentations.color_augmentations import (
+    augment_brightness_multiplicative,
+    augment_contrast,
+    augment_gamma,
+)
 from batchgenerators.augmentations.noise_augmentations import augment_gaussian_blur, augment_gaussian_noise
-from batchgenerators.augmentations.utils import (create_zero_centered_coordinate_mesh, elastic_deform_coordinates,
-                                                 rotate_coords_3d, scale_coords)
+from batchgenerators.augmentations.utils import (
+    create_zero_centered_coordinate_mesh,
+    elastic_deform_coordinates,
+    rotate_coords_3d,
+    scale_coords,
+)
 from scipy.ndimage import map_coordinates
 
 from nnocc.planning.plans import AugmentationPlan
@@ -59,21 +66,27 @@ def random_spatial_transform(patch_size: Sequence[int], centre: np.ndarray, spac
             mesh[axis] = mesh[axis][tuple(slice(None, None, -1) if a == axis else slice(None) for a in range(3))]
         return SpatialTransform(mesh + offset.reshape(3, 1, 1, 1), True, offset, flips)
     coords = create_zero_centered_coordinate_mesh(patch_size)
+    assert plan is not None  # rotate, scale or elastic come from a plan
     if elastic:
-        alpha = rng.uniform(*plan.elastic_alpha)
-        sigma = rng.uniform(*plan.elastic_sigma)
+        alpha = _uniform(rng, plan.elastic_alpha)
+        sigma = _uniform(rng, plan.elastic_sigma)
         coords = elastic_deform_coordinates(coords, alpha, sigma)
-    spacing = np.asarray(spacing, dtype=np.float64).reshape(3, 1, 1, 1)
-    coords = coords * spacing
+    spacing_field = np.asarray(spacing, dtype=np.float64).reshape(3, 1, 1, 1)
+    coords = coords * spacing_field
     if rotate:
         angles = [np.deg2rad(rng.uniform(-d, d)) for d in plan.rotation_deg]
         coords = rotate_coords_3d(coords, *angles)
     if scale:
-        coords = scale_coords(coords, rng.uniform(*plan.scale_range))
-    coords = coords / spacing
+        coords = scale_coords(coords, _uniform(rng, plan.scale_range))
+    coords = coords / spacing_field
     for axis in flips:
         coords[axis] = -coords[axis]
     return SpatialTransform(coords + np.asarray(centre).reshape(3, 1, 1, 1), False)
+
+
+def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
+    low, high = bounds
+    return float(rng.uniform(low, high))
 
 
 def _read_box(volume, lower: np.ndarray, upper: np.ndarray, fill: float) -> np.ndarray:
@@ -82,10 +95,10 @@ def _read_box(volume, lower: np.ndarray, upper: np.ndarray, fill: float) -> np.n
     lo = np.clip(lower, 0, shape)
     hi = np.clip(upper, 0, shape)
     lead = volume.shape[:-3]
-    out = np.full(tuple(lead) + tuple(int(u - l) for l, u in zip(lower, upper)), fill, dtype=np.float32)
+    out = np.full(tuple(lead) + tuple(int(high - low) for low, high in zip(lower, upper)), fill, dtype=np.float32)
     if np.all(hi > lo):
         src = (Ellipsis,) + tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-        dst = (Ellipsis,) + tuple(slice(int(a - l), int(b - l)) for a, b, l in zip(lo, hi, lower))
+        dst = (Ellipsis,) + tuple(slice(int(a - low), int(b - low)) for a, b, low in zip(lo, hi, lower))
         out[dst] = volume[src]
     return out
 
@@ -93,6 +106,7 @@ def _read_box(volume, lower: np.ndarray, upper: np.ndarray, fill: float) -> np.n
 def sample_volume(volume, transform: SpatialTransform, order: int, fill: float) -> np.ndarray:
     """Interpolate ``volume`` ((C,) z, y, x; numpy or blosc2) at the transform's field."""
     if transform.is_shift:
+        assert transform.offset is not None
         size = np.asarray(transform.field.shape[1:])
         box = _read_box(volume, transform.offset.astype(int), transform.offset.astype(int) + size, fill)
         for axis in transform.flips:

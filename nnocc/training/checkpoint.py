@@ -61,7 +61,7 @@ def load_encoder_weights(model: torch.nn.Module, path: Path) -> str:
     for key in ("state_dict", "network_weights", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
-    encoder = model.encoder
+    encoder = model.get_submodule("encoder")
     own = encoder.state_dict()
     matched = {}
     for name, tensor in state.items():

@@ -3,11 +3,11 @@
 One sample = a patch centre from the PatchSampler, a random coordinate field (augmentation.py),
 the image patch read through it, query points and aux-grid points labelled from the
 original-resolution labels (points.py), then intensity augmentation.  Workers are
-batchgenerators' MultiThreadedAugmenter processes, ``nnocc_n_proc_DA`` of them.
+batchgenerators' MultiThreadedAugmenter processes (the command line takes their number from
+``nnocc_n_proc_DA``, as nnU-Net does).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -22,15 +22,15 @@ from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.plans import ConfigurationPlan
 from nnocc.preprocessing.storage import PreprocessedCase, load_preprocessed_case
 from nnocc.training.augmentation import augment_intensities, random_spatial_transform, sample_volume
-from nnocc.training.points import (boundary_band, label_points, original_indices, read_original_labels,
-                                   sample_query_points, soft_label_points)
+from nnocc.training.points import (
+    boundary_band,
+    label_points,
+    original_indices,
+    read_original_labels,
+    sample_query_points,
+    soft_label_points,
+)
 from nnocc.training.sampling import PatchSampler, SamplingInfo
-
-
-def data_augmentation_workers(default: int = 2) -> int:
-    """nnU-Net's convention: the ``nnocc_n_proc_DA`` environment variable, else a small default."""
-    value = os.environ.get("nnocc_n_proc_DA")
-    return max(0, int(value)) if value is not None else default
 
 
 @dataclass

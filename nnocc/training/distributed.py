@@ -1,18 +1,27 @@
 """Several processes (GPUs, or CPU processes with gloo) training one model with DDP.
 
-Started either by ``torchrun`` (the environment says RANK / WORLD_SIZE) or by ``--num_gpus N``
-(spawned here).  Each rank draws its own share of the batch; only rank 0 writes files.
+Started either by ``torchrun`` (the command line reads RANK / WORLD_SIZE from the environment
+into a DistributedSpec) or by ``--num_gpus N`` (spawned here).  Each rank draws its own share of the
+batch; only rank 0 writes files.
 """
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+
+@dataclass(frozen=True)
+class DistributedSpec:
+    """Which process of which group this is, and where the group meets."""
+    rank: int
+    world_size: int
+    local_rank: int
+    init_method: str = "env://"
 
 
 @dataclass
@@ -55,18 +64,16 @@ class DistributedContext:
             dist.barrier()
 
 
-def context_from_environment(device: str) -> DistributedContext:
-    """Join the process group torchrun (or ``launch``) set up; a single process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+def join_process_group(spec: Optional[DistributedSpec], device: str) -> DistributedContext:
+    """Join the process group ``spec`` describes; a single process when it is None."""
+    if spec is None or spec.world_size <= 1:
         return DistributedContext()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
     if not dist.is_initialized():
         backend = "nccl" if device == "cuda" else "gloo"
         if device == "cuda":
-            torch.cuda.set_device(local)
-        dist.init_process_group(backend, rank=rank, world_size=world)
-    return DistributedContext(rank, world, local)
+            torch.cuda.set_device(spec.local_rank)
+        dist.init_process_group(backend, init_method=spec.init_method, rank=spec.rank, world_size=spec.world_size)
+    return DistributedContext(spec.rank, spec.world_size, spec.local_rank)
 
 
 def _free_port() -> int:
@@ -76,15 +83,15 @@ def _free_port() -> int:
 
 
 def _worker(local_rank: int, world_size: int, port: int, fn: Callable, args: tuple) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(local_rank),
-                      LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world_size))
+    spec = DistributedSpec(local_rank, world_size, local_rank, f"tcp://127.0.0.1:{port}")
     try:
-        fn(*args)
+        fn(*args, spec)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
 def launch(num_processes: int, fn: Callable, *args) -> None:
-    """Run ``fn(*args)`` in ``num_processes`` processes that form one process group (loopback only)."""
+    """Run ``fn(*args, spec)`` in ``num_processes`` processes that form one process group (loopback
+    only); ``spec`` is each process's DistributedSpec."""
     mp.spawn(_worker, args=(num_processes, _free_port(), fn, args), nprocs=num_processes, join=True)

@@ -6,7 +6,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -14,15 +14,23 @@ from tqdm import tqdm
 
 import nnocc
 from nnocc.architectures.registry import build_model
-from nnocc.training.checkpoint import (latest_resumable, load_checkpoint, load_encoder_weights, restore_rng_state,
-                                       rng_state, save_checkpoint)
+from nnocc.training.checkpoint import (
+    latest_resumable,
+    load_checkpoint,
+    load_encoder_weights,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from nnocc.training.cpu_speed import CpuSpeedProbe, cpu_speed_advice
 from nnocc.training.dataloader import BatchSettings, make_loader
-from nnocc.training.distributed import DistributedContext, context_from_environment
+from nnocc.training.distributed import DistributedContext
 from nnocc.training.losses import LossWeights, OccupancyLoss
 from nnocc.training.progress import TrainingHistory, TrainingLogger
 from nnocc.training.run import TrainingRun
+from nnocc.training.steps import learning_rate, pseudo_dice, to_device, train_step, validation_step
 from nnocc.training.validation import final_validation
-from nnocc.training.steps import poly_learning_rate, pseudo_dice, to_device, train_step, validation_step
+from nnocc.utils.atomic import atomic_copy
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.json_io import save_json
 from nnocc.utils.memory import memory_peak_mb
@@ -48,7 +56,7 @@ class TrainingState:
 class FoldTrainer:
     def __init__(self, run: TrainingRun, ctx: Optional[DistributedContext] = None):
         self.run = run
-        self.ctx = ctx or context_from_environment(run.settings.device)
+        self.ctx = ctx or DistributedContext()
         self.device = self.ctx.device(run.settings.device)
         self.amp = self.device.type == "cuda"
         self.folder = run.output_folder
@@ -58,6 +66,7 @@ class FoldTrainer:
                                                            run.training.aux_weight))
         self.state = self._initial_state()
         self.last_saved = time.time()
+        self.cpu_probe: Optional[CpuSpeedProbe] = CpuSpeedProbe() if self.device.type == "cpu" else None
 
     # ---- set-up ----------------------------------------------------------------------------
     def _initial_state(self) -> TrainingState:
@@ -71,8 +80,6 @@ class FoldTrainer:
             model = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         t = self.run.training
-        if t.optimizer != "adamw":
-            raise NnoccError(f"optimizer {t.optimizer!r} is not supported (adamw)")
         optimizer = torch.optim.AdamW(model.parameters(), lr=t.initial_lr, weight_decay=t.weight_decay)
         scaler = torch.amp.GradScaler("cuda") if self.amp else None
         return TrainingState(model, optimizer, scaler, np.random.default_rng([self.run.settings.seed, self.ctx.rank]))
@@ -101,8 +108,13 @@ class FoldTrainer:
     def restore(self, path: Path) -> None:
         payload = load_checkpoint(path, map_location=str(self.device))
         s = self.state
-        self.network.load_state_dict(payload["network_weights"])
-        s.optimizer.load_state_dict(payload["optimizer_state"])
+        try:
+            self.network.load_state_dict(payload["network_weights"])
+            s.optimizer.load_state_dict(payload["optimizer_state"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            reason = str(e).strip().splitlines()[-1].strip()[:200]
+            raise NnoccError(f"{path}: does not fit the {self.run.config.name} network of the current plans "
+                             f"({reason}); re-plan as it was trained, or train this fold afresh") from None
         if s.scaler is not None and payload.get("scaler_state"):
             s.scaler.load_state_dict(payload["scaler_state"])
         s.epoch, s.best_ema = int(payload["epoch"]), float(payload["best_ema"])
@@ -206,11 +218,8 @@ class FoldTrainer:
 
     def resume(self) -> None:
         """Continue from checkpoint_latest (an unfinished run), else final (a finished one), else best."""
-        path = self.folder / "checkpoint_latest.pth"
-        if not path.is_file():
-            path = self.folder / "checkpoint_final.pth"
-        if not path.is_file():
-            path = latest_resumable(self.folder)
+        candidates = (self.folder / "checkpoint_latest.pth", self.folder / "checkpoint_final.pth")
+        path = next((p for p in candidates if p.is_file()), None) or latest_resumable(self.folder)
         if path is None:
             self.log.line("--c given but no checkpoint found; starting from scratch")
             return
@@ -221,7 +230,7 @@ class FoldTrainer:
         t = self.run.training
         while self.state.epoch < t.num_epochs:
             started = time.time()
-            lr = poly_learning_rate(t.initial_lr, self.progress(), t.poly_exponent)
+            lr = learning_rate(t, self.progress())
             for group in self.state.optimizer.param_groups:
                 group["lr"] = lr
             train_loss = self.train_epoch(train_loader, started)
@@ -238,10 +247,14 @@ class FoldTrainer:
         bar = tqdm(range(t.iterations_per_epoch), desc=f"epoch {s.epoch}", leave=False,
                    disable=not (self.ctx.is_main and self.run.settings.show_progress))
         for _ in bar:
+            iteration_started = time.perf_counter()
             batch = to_device(next(loader), self.device)
             loss, _ = train_step(s.model, batch, self.loss, s.optimizer, s.scaler, self.amp, t.grad_clip)
             losses.append(loss)
             s.iterations += 1
+            if self.cpu_probe is not None and self.cpu_probe.add(time.perf_counter() - iteration_started):
+                self.log.line(cpu_speed_advice(self.run, self.cpu_probe.seconds_per_iteration()))
+                self.cpu_probe = None
             bar.set_postfix(loss=f"{loss:.4f}")
             if self.over_budget(started):
                 s.stopped_by_budget = True
@@ -251,13 +264,15 @@ class FoldTrainer:
     def validate_epoch(self, loader):
         s, t = self.state, self.run.training
         s.model.eval()
-        losses, counts = [], None
-        for _ in range(t.validation_iterations):
+        losses: List[float] = []
+        counts: Optional[torch.Tensor] = None
+        for _ in range(max(1, t.validation_iterations)):
             batch = to_device(next(loader), self.device)
             loss, c = validation_step(s.model, batch, self.loss, self.amp, self.run.regions,
                                       self.run.config.mise.threshold)
             losses.append(loss)
             counts = c if counts is None else counts + c
+        assert counts is not None
         counts = self.ctx.sum(counts)
         return float(self.ctx.mean(torch.tensor(np.mean(losses))).item()), pseudo_dice(counts)
 
@@ -265,7 +280,9 @@ class FoldTrainer:
         s, t = self.state, self.run.training
         h = s.history
         mean_dice = float(np.nanmean(dice)) if np.isfinite(dice).any() else 0.0
-        ema = mean_dice if not h.ema_pseudo_dice else t.ema_pseudo_dice * h.ema_pseudo_dice[-1] + (1 - t.ema_pseudo_dice) * mean_dice
+        ema = mean_dice
+        if h.ema_pseudo_dice:
+            ema = t.ema_pseudo_dice * h.ema_pseudo_dice[-1] + (1 - t.ema_pseudo_dice) * mean_dice
         h.train_loss.append(train_loss)
         h.val_loss.append(val_loss)
         h.pseudo_dice.append([float(d) for d in dice])
@@ -292,7 +309,7 @@ class FoldTrainer:
         save_json(r.description.to_json(), model_folder / "dataset.json")
         r.plans.save(model_folder / "plans.json")
         if r.paths.fingerprint_file.is_file():
-            (model_folder / "dataset_fingerprint.json").write_bytes(r.paths.fingerprint_file.read_bytes())
+            atomic_copy(r.paths.fingerprint_file, model_folder / "dataset_fingerprint.json")
         save_json({"fold": str(r.settings.fold), "train_cases": r.train_cases, "val_cases": r.val_cases,
                    "training": r.training.__dict__, "device": str(self.device), "world_size": self.ctx.world_size,
                    "data_augmentation_workers": r.settings.num_workers, "seed": r.settings.seed,
@@ -301,4 +318,6 @@ class FoldTrainer:
                    "parameters": sum(p.numel() for p in self.network.parameters()),
                    "threads": torch.get_num_threads(), "machine": platform.machine()},
                   self.folder / "debug.json")
+
+
 

@@ -45,7 +45,7 @@ def sample_query_points(num_points: int, boundary_share: float, band: Optional[n
     """(num_points, 3) patch coordinates; the band part is drawn from the band's voxels, jittered."""
     n_band = int(round(num_points * boundary_share)) if band is not None and band.any() else 0
     uniform = rng.uniform(-0.5, 0.5, size=(num_points - n_band, 3))
-    if n_band == 0:
+    if band is None or n_band == 0:
         return uniform.astype(np.float32)
     voxels = np.argwhere(band)
     chosen = voxels[rng.integers(len(voxels), size=n_band)] + rng.uniform(-0.5, 0.5, size=(n_band, 3))

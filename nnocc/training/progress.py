@@ -49,28 +49,36 @@ class TrainingLogger:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        epochs = np.arange(len(history.train_loss))
-        fig, axes = plt.subplots(3, 1, figsize=(10, 12), sharex=True)
-        axes[0].plot(epochs, history.train_loss, label="train loss", color="tab:blue")
-        axes[0].plot(epochs, history.val_loss, label="validation loss", color="tab:red")
-        axes[0].set_ylabel("loss")
-        dice = np.array(history.pseudo_dice, dtype=np.float64)
-        for c, name in enumerate(self.class_names):
-            if dice.size:
-                axes[1].plot(epochs, dice[:, c], linestyle=":", label=f"pseudo Dice {name}")
-        axes[1].plot(epochs, history.ema_pseudo_dice, color="black", label="pseudo Dice (EMA of mean)")
-        axes[1].set_ylabel("pseudo Dice")
-        axes[1].set_ylim(0, 1)
-        axes[2].plot(epochs, history.epoch_seconds, color="tab:green", label="epoch time (s)")
-        ax_lr = axes[2].twinx()
-        ax_lr.plot(epochs, history.learning_rate, color="tab:orange", label="learning rate")
-        axes[2].set_ylabel("seconds")
-        ax_lr.set_ylabel("learning rate")
-        axes[2].set_xlabel("epoch")
-        for ax in (*axes, ax_lr):
-            ax.legend(loc="upper right" if ax is not ax_lr else "upper left", fontsize=8)
-        fig.tight_layout()
+        fig = progress_figure(history, self.class_names)
         tmp = self.folder / ".progress.tmp.png"
         fig.savefig(tmp, dpi=80)
         plt.close(fig)
         tmp.replace(self.folder / "progress.png")
+
+
+def progress_figure(history: TrainingHistory, class_names: List[str]):
+    """One panel per quantity, each with its own axis label and legend (no shared twin axes, so a
+    legend never sits beside another quantity's scale)."""
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(len(history.train_loss))
+    fig, (loss, dice, seconds, lr) = plt.subplots(4, 1, figsize=(10, 14), sharex=True)
+    loss.plot(epochs, history.train_loss, label="train loss", color="tab:blue")
+    loss.plot(epochs, history.val_loss, label="validation loss", color="tab:red")
+    loss.set_ylabel("loss")
+    values = np.array(history.pseudo_dice, dtype=np.float64)
+    for c, name in enumerate(class_names):
+        if values.size:
+            dice.plot(epochs, values[:, c], linestyle=":", label=f"pseudo Dice {name}")
+    dice.plot(epochs, history.ema_pseudo_dice, color="black", label="pseudo Dice (EMA of mean)")
+    dice.set_ylabel("pseudo Dice")
+    dice.set_ylim(0, 1)
+    seconds.plot(epochs, history.epoch_seconds, color="tab:green", label="epoch time")
+    seconds.set_ylabel("seconds per epoch")
+    lr.plot(epochs, history.learning_rate, color="tab:orange", label="learning rate")
+    lr.set_ylabel("learning rate")
+    lr.set_xlabel("epoch")
+    for ax in (loss, dice, seconds, lr):
+        ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig

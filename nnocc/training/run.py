@@ -11,9 +11,12 @@ from nnocc.paths import DatasetPaths
 from nnocc.planning.plans import ConfigurationPlan, Plans, TrainingPlan
 from nnocc.planning.run import load_plans
 from nnocc.preprocessing.storage import list_cases
-from nnocc.training.dataloader import data_augmentation_workers
 from nnocc.training.splits import fold_cases, load_or_create_splits
+from nnocc.training.steps import LR_SCHEDULES
 from nnocc.utils.errors import NnoccError
+from nnocc.utils.serialization import differences, to_dict
+
+OPTIMIZERS = ("adamw",)
 
 
 @dataclass
@@ -24,7 +27,7 @@ class TrainingSettings:
     iterations_per_epoch: Optional[int] = None
     validation_iterations: Optional[int] = None
     time_budget_minutes: Optional[float] = None
-    num_workers: int = field(default_factory=data_augmentation_workers)
+    num_workers: int = 2                      # data-augmentation processes; 0 = in the main process
     seed: int = 12345
     continue_training: bool = False
     only_validation: bool = False
@@ -56,6 +59,32 @@ class TrainingRun:
         return self.description.has_regions
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def convert_setting(name: str, value: Any, current: Any) -> Any:
+    """A --set value in the type of the plan's field; 'False' is False, not a non-empty string."""
+    kind = type(current)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip()
+    if kind is bool:
+        if text.lower() in TRUE_WORDS + FALSE_WORDS:
+            return text.lower() in TRUE_WORDS
+        raise NnoccError(f"--set {name}={text}: expected true or false")
+    try:
+        return kind(text)
+    except ValueError:
+        raise NnoccError(f"--set {name}={text}: expected {kind.__name__} (the plan has {current!r})") from None
+
+
+def check_training_plan(plan: TrainingPlan) -> None:
+    if plan.lr_schedule not in LR_SCHEDULES:
+        raise NnoccError(f"lr_schedule {plan.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+    if plan.optimizer not in OPTIMIZERS:
+        raise NnoccError(f"optimizer {plan.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+
+
 def apply_overrides(plan: TrainingPlan, settings: TrainingSettings) -> TrainingPlan:
     """Command-line options win over the plan: --epochs, --iterations_per_epoch, --set key=value."""
     values = dict(settings.overrides)
@@ -63,12 +92,14 @@ def apply_overrides(plan: TrainingPlan, settings: TrainingSettings) -> TrainingP
                          ("validation_iterations", settings.validation_iterations)):
         if option is not None:
             values[name] = option
-    known = {f.name: f.type for f in dataclasses.fields(TrainingPlan)}
-    unknown = sorted(set(values) - set(known))
+    known = {f.name for f in dataclasses.fields(TrainingPlan)}
+    unknown = sorted(set(values) - known)
     if unknown:
         raise NnoccError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    converted = {k: type(getattr(plan, k))(v) for k, v in values.items()}
-    return dataclasses.replace(plan, **converted)
+    converted = {k: convert_setting(k, v, getattr(plan, k)) for k, v in values.items()}
+    updated = dataclasses.replace(plan, **converted)
+    check_training_plan(updated)
+    return updated
 
 
 def prepare_run(paths: DatasetPaths, configuration: str, settings: TrainingSettings) -> TrainingRun:
@@ -82,5 +113,19 @@ def prepare_run(paths: DatasetPaths, configuration: str, settings: TrainingSetti
     train, val = fold_cases(splits, settings.fold, cases)
     fold_name = f"fold_{settings.fold}"
     output = paths.model_folder(configuration, settings.plans_name, settings.trainer_name) / fold_name
+    check_same_plans(output.parent / "plans.json", plans, configuration)
     return TrainingRun(paths, plans, config, load_dataset_json(paths.dataset_json),
                        apply_overrides(config.training, settings), settings, data_folder, output, train, val)
+
+
+def check_same_plans(existing_file: Path, plans: Plans, configuration: str) -> None:
+    """The folds of one model folder must share one configuration: re-planning between folds would
+    otherwise silently yield folds of different architectures, which then cannot be ensembled."""
+    if not existing_file.is_file():
+        return
+    earlier = Plans.load(existing_file).configurations.get(configuration)
+    changes = differences(to_dict(earlier) if earlier else {}, to_dict(plans.configuration(configuration)))
+    if changes:
+        raise NnoccError(f"{existing_file}: the folds trained so far used another {configuration} plan "
+                         f"({'; '.join(changes[:3])}{' ...' if len(changes) > 3 else ''}); train the new plan "
+                         f"under another plans name (-p) or trainer name (-tr)")

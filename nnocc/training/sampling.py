@@ -7,7 +7,7 @@ oversampling does, so small classes are not starved by large ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class PatchSampler:
             centre = self.rng.uniform(0, 1, size=3) * (np.asarray(info.shape) - 1)
         return PatchChoice(name, kind, np.asarray(centre, dtype=np.float64))
 
-    def _from(self, locations) -> np.ndarray:
+    def _from(self, locations) -> Optional[np.ndarray]:
         if locations is None or len(locations) == 0:
             return None
         return locations[self.rng.integers(len(locations))].astype(np.float64)

@@ -1,18 +1,36 @@
 """One optimisation step, one validation step, the learning-rate schedule, pseudo Dice."""
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from typing import Dict, Tuple
 
 import numpy as np
 import torch
 
+from nnocc.planning.plans import TrainingPlan
 from nnocc.training.losses import OccupancyLoss, probabilities
+from nnocc.utils.errors import NnoccError
+
+LR_SCHEDULES = ("poly", "cosine")
 
 
 def poly_learning_rate(initial: float, progress: float, exponent: float = 0.9) -> float:
     """nnU-Net's schedule; ``progress`` in [0, 1] (epochs done, or share of the time budget)."""
     return initial * (1 - min(max(progress, 0.0), 1.0)) ** exponent
+
+
+def cosine_learning_rate(initial: float, progress: float) -> float:
+    """Cosine decay to zero (SwIPE's schedule), over the same ``progress`` as the poly schedule."""
+    return initial * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def learning_rate(plan: TrainingPlan, progress: float) -> float:
+    if plan.lr_schedule == "poly":
+        return poly_learning_rate(plan.initial_lr, progress, plan.poly_exponent)
+    if plan.lr_schedule == "cosine":
+        return cosine_learning_rate(plan.initial_lr, progress)
+    raise NnoccError(f"lr_schedule {plan.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
 
 
 def to_device(batch: Dict[str, np.ndarray], device: torch.device) -> Dict[str, torch.Tensor]:

@@ -3,7 +3,6 @@ export them at their original geometry to ``validation/`` and evaluate them."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Dict, Optional
 
 import torch

@@ -37,7 +37,7 @@ def map_cases(fn: Callable[[Any], Any], items: Sequence[Any], num_processes: int
                 results[i] = fn(item)
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except BaseException as e:  # noqa: BLE001 - every case failure is reported, not raised
+            except BaseException as e:
                 logger.debug("case %s failed", names[i], exc_info=True)
                 failures.append((names[i], _describe(e)))
             bar.update()

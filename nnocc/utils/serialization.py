@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Any, Dict, Type, TypeVar, Union
+from typing import Any, Dict, List, Type, TypeVar, Union
 
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.json_io import load_json, save_json
@@ -28,6 +28,16 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def differences(before: Any, after: Any, where: str = "") -> List[str]:
+    """Where two JSON-like values differ, one ``path: old -> new`` line per leaf."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: List[str] = []
+        for key in sorted(set(before) | set(after), key=str):
+            found += differences(before.get(key), after.get(key), f"{where}.{key}" if where else str(key))
+        return found
+    return [] if before == after else [f"{where or 'value'}: {before!r} -> {after!r}"]
+
+
 def _convert(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -38,7 +48,7 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             return None
         non_none = [a for a in args if a is not type(None)]
         return _convert(value, non_none[0], where) if len(non_none) == 1 else value
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
     if origin in (list, typing.List):
         if not isinstance(value, list):
@@ -63,12 +73,13 @@ def from_dict(cls: Type[T], data: Dict[str, Any], where: str = "") -> T:
     if not isinstance(data, dict):
         raise NnoccError(f"{where}: expected an object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = {f.name for f in fields}
     unknown = sorted(set(data) - names)
     if unknown:
         raise NnoccError(f"{where}: unknown key(s) {', '.join(unknown)}")
     kwargs = {}
-    for f in dataclasses.fields(cls):
+    for f in fields:
         if f.name in data:
             kwargs[f.name] = _convert(data[f.name], hints[f.name], f"{where}.{f.name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -1,5 +1,6 @@
 """PNG overlays: axial, coronal and sagittal slices through each structure's centre, with label
-outlines over the image in fixed colours (reference dashed, prediction solid)."""
+outlines over the image in fixed colours (reference dashed, prediction solid).  The views follow the
+image's direction matrix (orientation.py), whatever order the file stores its axes in."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +10,9 @@ import cc3d
 import numpy as np
 
 from nnocc.io.images import ImageGeometry
+from nnocc.visualization.orientation import VIEWS, view
 
 COLOURS = ["#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"]
-VIEWS = ("axial", "coronal", "sagittal")
 
 
 def colour(label: int) -> str:
@@ -26,7 +27,7 @@ def display_window(image: np.ndarray) -> Tuple[float, float]:
     return float(low), float(high)
 
 
-def structure_centre(mask: np.ndarray) -> Tuple[int, int, int]:
+def structure_centre(mask: np.ndarray) -> Tuple[int, ...]:
     """The voxel of the largest component nearest that component's centroid.  The centroid of a
     whole label misses it when the label has parts apart (two kidneys: the spine between them)."""
     largest = np.argwhere(cc3d.largest_k(mask, k=1, connectivity=26))
@@ -34,7 +35,7 @@ def structure_centre(mask: np.ndarray) -> Tuple[int, int, int]:
     return tuple(int(c) for c in largest[nearest])
 
 
-def slice_positions(labels: Sequence[np.ndarray]) -> List[Tuple[int, int, int]]:
+def slice_positions(labels: Sequence[Optional[np.ndarray]]) -> List[Tuple[int, ...]]:
     """One (z, y, x) position per structure, inside it: each label present, else the volume centre."""
     positions = []
     values = sorted({int(v) for lab in labels if lab is not None for v in np.unique(lab) if v != 0})
@@ -47,17 +48,6 @@ def slice_positions(labels: Sequence[np.ndarray]) -> List[Tuple[int, int, int]]:
     return positions
 
 
-def _cut(volume: np.ndarray, view: str, position: Tuple[int, int, int]) -> np.ndarray:
-    z, y, x = position
-    cut = {"axial": volume[z], "coronal": volume[:, y, :], "sagittal": volume[:, :, x]}[view]
-    return cut if view == "axial" else cut[::-1]   # head up in coronal and sagittal views
-
-
-def _aspect(view: str, spacing: Sequence[float]) -> float:
-    sz, sy, sx = spacing
-    return {"axial": sy / sx, "coronal": sz / sx, "sagittal": sz / sy}[view]
-
-
 def overlay_png(image: np.ndarray, geometry: ImageGeometry, prediction: Optional[np.ndarray], reference: Optional[np.ndarray],
                 path: Path, title: str = "", names: Optional[Dict[int, str]] = None) -> Path:
     import matplotlib
@@ -66,21 +56,22 @@ def overlay_png(image: np.ndarray, geometry: ImageGeometry, prediction: Optional
     from matplotlib.lines import Line2D
 
     positions = slice_positions([prediction, reference])[:3]
+    views = [view(name, geometry) for name in VIEWS]
     low, high = display_window(image)
     fig, axes = plt.subplots(len(positions), 3, figsize=(12, 4 * len(positions)), squeeze=False)
     for row, position in enumerate(positions):
-        for col, view in enumerate(VIEWS):
+        for col, v in enumerate(views):
             ax = axes[row, col]
-            ax.imshow(_cut(image, view, position), cmap="gray", vmin=low, vmax=high,
-                      aspect=_aspect(view, geometry.spacing), interpolation="nearest")
+            ax.imshow(v.cut(image, position), cmap="gray", vmin=low, vmax=high,
+                      aspect=v.aspect(geometry.spacing), interpolation="nearest")
             for labels, style in ((reference, "--"), (prediction, "-")):
                 if labels is None:
                     continue
-                cut = _cut(labels, view, position)
+                cut = v.cut(labels, position)
                 for value in np.unique(cut):
                     if value != 0:
                         ax.contour(cut == value, levels=[0.5], colors=[colour(value)], linestyles=style, linewidths=1.2)
-            ax.set_title(f"{view} {position[{'axial': 0, 'coronal': 1, 'sagittal': 2}[view]]}", fontsize=9)
+            ax.set_title(f"{v.name} (voxel axis {v.slice_axis} = {position[v.slice_axis]})", fontsize=9)
             ax.axis("off")
     values = sorted({int(v) for lab in (prediction, reference) if lab is not None for v in np.unique(lab) if v})
     handles = [Line2D([], [], color=colour(v), label=(names or {}).get(v, str(v))) for v in values]

@@ -5,7 +5,10 @@ import pytest
 from scipy.ndimage import binary_dilation
 
 from nnocc.cli import evaluate_folder as evaluate_cli
-from nnocc.io.images import ImageGeometry, read_image, write_image, write_segmentation
+from nnocc.evaluation.evaluate_folder import evaluation_settings
+from nnocc.evaluation.metrics import MetricSettings, structure_metrics, surface_dice_key
+from nnocc.io.dataset_json import load_dataset_json
+from nnocc.io.images import ImageGeometry, read_image, write_segmentation
 
 
 def _perturbed_copy(ct_raw_root, tmp_path):
@@ -53,7 +56,8 @@ def test_kits23_mode_uses_the_challenge_regions(ct_raw_root, tmp_path):
                            "--kits23", "-o", str(tmp_path / "kits.json"), "-np", "1"])
     summary = json.loads((tmp_path / "kits.json").read_text())
     assert [c["name"] for c in summary["classes"]] == ["kidney_and_masses", "masses", "tumor"]
-    assert [c["tolerances_mm"] for c in summary["classes"]] == [[1.0331], [1.1329], [1.1498]]
+    assert [c["tolerances_mm"] for c in summary["classes"]] == [[1.0330772532390826], [1.1328796488598762],
+                                                                [1.1498198361434828]]
     means = summary["mean"]
     assert summary["kits23"]["mean_dice"] == pytest.approx(np.mean([means[n]["dice"] for n in means]))
     assert summary["empty_is_one"] is True
@@ -72,3 +76,49 @@ def test_geometry_mismatch_names_the_case(tmp_path, capsys):
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert "a.nii.gz: geometry differs from the reference" in err and "spacing" in err
+
+
+def test_kits23_tolerances_are_exact_where_rounding_matters(ct_raw_root):
+    """At a spacing between the exact tolerance and its rounding, a one-voxel shift is within one and
+    outside the other: the challenge's own constant decides."""
+    description = load_dataset_json(ct_raw_root / "Dataset501_SmallCT" / "dataset.json")
+    masses = evaluation_settings(description, kits23=True).classes[1]
+    exact, rounded = 1.1328796488598762, 1.1329
+    assert masses.tolerances_mm == [exact]
+    spacing = [1.13289] * 3
+    reference = np.zeros((20, 20, 20), bool)
+    reference[5:15, 5:15, 5:15] = True
+    prediction = np.roll(reference, 1, axis=0)
+    values = structure_metrics(reference, prediction, spacing, MetricSettings(masses.tolerances_mm + [rounded]))
+    assert values[surface_dice_key(exact)] < values[surface_dice_key(rounded)] - 0.1
+    assert surface_dice_key(exact) != surface_dice_key(1.13288) and surface_dice_key(1.0) == "surface_dice@1"
+
+
+def _evaluate(ref, pred, dataset_json, *extra):
+    with pytest.raises(SystemExit) as info:
+        evaluate_cli.main([str(ref), str(pred), "-djfile", str(dataset_json), "-np", "1", *extra])
+    return info.value.code
+
+
+def test_an_undeclared_predicted_value_is_an_error_and_no_old_summary_remains(ct_raw_root, tmp_path, capsys):
+    ref, pred = _perturbed_copy(ct_raw_root, tmp_path)
+    dataset_json = ct_raw_root / "Dataset501_SmallCT" / "dataset.json"
+    assert _evaluate(ref, pred, dataset_json) == 0 and (pred / "summary.json").is_file()
+    broken = sorted(pred.glob("*.nii.gz"))[1]
+    labels, geometry = read_image(broken)
+    labels[0, 0, 0] = 7
+    write_segmentation(labels, geometry, broken)
+    assert _evaluate(ref, pred, dataset_json) == 1
+    assert f"{broken.name}: value(s) [7] not declared in dataset.json" in capsys.readouterr().err
+    assert not (pred / "summary.json").exists()
+
+
+def test_chill_records_the_missing_cases(ct_raw_root, tmp_path, capsys):
+    ref, pred = _perturbed_copy(ct_raw_root, tmp_path)
+    dataset_json = ct_raw_root / "Dataset501_SmallCT" / "dataset.json"
+    missing = sorted(pred.glob("*.nii.gz"))[0]
+    missing.unlink()
+    assert _evaluate(ref, pred, dataset_json) == 1
+    assert _evaluate(ref, pred, dataset_json, "--chill") == 0
+    summary = json.loads((pred / "summary.json").read_text())
+    assert summary["missing_predictions"] == [missing.name] and summary["num_cases"] == 3

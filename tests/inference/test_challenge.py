@@ -3,14 +3,18 @@ import numpy as np
 import pytest
 
 from nnocc.cli import challenge_predict
-from nnocc.io.images import read_image, write_image
+from nnocc.io.images import ImageGeometry, read_image, write_image
 from tests.conftest import make_untrained_model_folder
 
 
 def test_reads_input_tree_writes_mha_with_same_geometry(trained_folders, tmp_path):
+    """The image is stored as KiTS23 stores its cases: slices along the first voxel axis."""
     model = make_untrained_model_folder(trained_folders)
     source = trained_folders.raw / "Dataset501_SmallCT" / "imagesTs" / "case_0006_0000.nii.gz"
     image, geometry = read_image(source)
+    image = np.ascontiguousarray(image.transpose(2, 1, 0))
+    geometry = ImageGeometry(list(image.shape), geometry.spacing[::-1], [12.5, -40.0, 300.0],
+                             [0, 0, -1.0, 0, -1.0, 0, -1.0, 0, 0])
     inputs = tmp_path / "input" / "images" / "ct"
     write_image(image, geometry, inputs / "3b0f2a1c-uuid.mha")
     with pytest.raises(SystemExit) as info:

@@ -30,3 +30,17 @@ def test_empty_field_gives_an_empty_mesh():
     geometry = ImageGeometry([4, 4, 4], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0, 0, 0, 1, 0, 0, 0, 1])
     vertices, faces = surface(np.zeros((4, 4, 4)), 0.5, geometry)
     assert len(vertices) == 0 and len(faces) == 0
+
+
+def test_a_kits_ordered_field_gives_the_same_surface_in_space():
+    """KiTS23 stores the head-feet axis last; the mesh must land where the standard-ordered one does."""
+    standard = ImageGeometry([12, 20, 24], [3.0, 0.8, 0.7], [10.0, -20.0, 5.0], [1.0, 0, 0, 0, 1, 0, 0, 0, 1])
+    field = np.zeros(standard.shape, np.float32)
+    field[3:9, 5:15, 4:11] = 1.0
+    stored = field[::-1, ::-1, ::-1].transpose(2, 1, 0)
+    far_corner = standard.index_to_physical(np.array([[11.0, 19.0, 23.0]]))[0]
+    kits = ImageGeometry(list(stored.shape), [0.7, 0.8, 3.0], far_corner.tolist(), [0, 0, -1.0, 0, -1.0, 0, -1.0, 0, 0])
+    ours = surface(stored, 0.5, kits)[0]
+    theirs = surface(field, 0.5, standard)[0]
+    assert len(ours) == len(theirs)
+    np.testing.assert_allclose(np.sort(ours, axis=0), np.sort(theirs, axis=0), atol=1e-6)

@@ -1,6 +1,5 @@
 """MISE against analytic occupancy fields: agreement with dense evaluation, thin and small
 structures kept, and queries a small fraction of dense at a fine output spacing."""
-import numpy as np
 import pytest
 import torch
 

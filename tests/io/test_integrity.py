@@ -37,6 +37,12 @@ def _image(folder, case="case_0001"):
     return folder / "imagesTr" / f"{case}_0000.nii.gz"
 
 
+def _truncate(path):
+    """Cut a file inside its compressed voxel data: SimpleITK reads such a file without complaint."""
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) * 2 // 3])
+
+
 BROKEN = {
     "missing dataset.json": (lambda f: (f / "dataset.json").unlink(), "dataset.json: missing"),
     "malformed dataset.json": (lambda f: (f / "dataset.json").write_text("{not json"), "dataset.json: not valid JSON"),
@@ -55,6 +61,8 @@ BROKEN = {
     "wrong dimensionality": (lambda f: sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5), np.float32)),
                                                        str(_image(f))), "expected a 3D image, got 2D"),
     "truncated file": (lambda f: _image(f).write_bytes(_image(f).read_bytes()[:200]), "unreadable image"),
+    "image truncated in its data": (lambda f: _truncate(_image(f)), r"case_0001_0000.nii.gz: unreadable or truncated"),
+    "label truncated in its data": (lambda f: _truncate(_label(f)), r"case_0001.nii.gz: unreadable or truncated"),
     "not an image": (lambda f: _label(f).write_text("hello"), "unreadable image"),
     "no cases": (lambda f: [shutil.rmtree(f / d) or (f / d).mkdir() for d in ("imagesTr", "labelsTr")] and
                  _edit_json(f, numTraining=0), "dataset has no cases"),

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from nnocc.cli import apply_postprocessing, ensemble, find_best_configuration, predict
+from nnocc.cli.environment import dataset_paths
 from nnocc.io.images import read_image, write_segmentation
-from nnocc.paths import dataset_paths
 from nnocc.training.splits import load_or_create_splits
 from tests.conftest import make_untrained_model_folder
 from tests.postprocessing.test_postprocessing import add_fragments
@@ -29,7 +29,7 @@ def _fake_validation(paths, trainer, folds, rng, fragments):
 
 def test_best_configuration_and_runnable_instructions(trained_folders, tmp_path, capsys):
     paths = dataset_paths(501)
-    model = make_untrained_model_folder(trained_folders, folds=(0, 1))
+    make_untrained_model_folder(trained_folders, folds=(0, 1))
     rng = np.random.default_rng(1)
     _fake_validation(paths, "nnoccTrainer", ["0", "1"], rng, fragments=1)
     _fake_validation(paths, "worseTrainer", ["0", "1"], rng, fragments=6)

@@ -43,6 +43,22 @@ def test_export_then_install_elsewhere_and_predict(trained_folders, tmp_path, mo
     assert _run(install_model.main, [str(tmp_path / "model.zip")]) == 1  # no silent overwrite
 
 
+def test_dataset_level_instructions_are_not_overwritten_silently(trained_folders, tmp_path, monkeypatch, capsys):
+    model_folder = make_untrained_model_folder(trained_folders, folds=(0,))
+    (model_folder.parent / "inference_instructions.txt").write_text("from the zip\n")
+    assert _run(export_model.main, ["-d", "501", "-f", "0", "-o", str(tmp_path / "model.zip")]) == 0
+    results = tmp_path / "elsewhere"
+    mine = results / "Dataset501_SmallCT" / "inference_instructions.txt"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my own choice\n")
+    monkeypatch.setenv("nnocc_results", str(results))
+    assert _run(install_model.main, [str(tmp_path / "model.zip")]) == 1
+    assert "inference_instructions.txt: already installed" in capsys.readouterr().err
+    assert mine.read_text() == "my own choice\n" and not (results / MODEL).exists()
+    assert _run(install_model.main, [str(tmp_path / "model.zip"), "--overwrite"]) == 0
+    assert mine.read_text() == "from the zip\n"
+
+
 class Evil:
     def __reduce__(self):
         return (eval, ("__import__('os').system('echo pwned')",))

@@ -2,13 +2,15 @@ import numpy as np
 import pytest
 
 from nnocc.cli import plan_and_preprocess
+from nnocc.cli import preprocess as preprocess_cli
+from nnocc.cli.environment import dataset_paths
 from nnocc.coordinates import preprocessed_to_cropped
-from nnocc.io.images import ImageGeometry, read_image
-from nnocc.paths import dataset_paths
+from nnocc.io.images import read_image, write_image
 from nnocc.planning.plans import Plans, ResamplingPlan
 from nnocc.preprocessing import preprocessor
+from nnocc.preprocessing.preprocessor import remove_stale_cases, staging_folder
 from nnocc.preprocessing.resampling import resample_image, resample_labels
-from nnocc.preprocessing.storage import list_cases, load_preprocessed_case
+from nnocc.preprocessing.storage import case_files, list_cases, load_preprocessed_case
 from tests.conftest import copy_dataset
 
 
@@ -67,7 +69,12 @@ def test_mri_gets_zscore_and_a_different_plan(mri_raw_root, ct_raw_root, data_fo
         assert abs(channel.mean()) < 0.1 and 0.8 < channel.std() < 1.2
 
 
-def test_second_run_skips_clean_redoes_and_interrupt_leaves_no_complete_folder(ct_raw_root, data_folders, monkeypatch):
+def _stamps(folder):
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+
+def test_second_run_skips_clean_redoes_and_a_failed_run_keeps_the_previous_data(ct_raw_root, data_folders,
+                                                                                monkeypatch):
     copy_dataset(ct_raw_root, data_folders)
     _run(501)
     folder = dataset_paths(501).configuration_data("nnoccPlans", "3d_occ")
@@ -76,6 +83,7 @@ def test_second_run_skips_clean_redoes_and_interrupt_leaves_no_complete_folder(c
     assert (folder / "case_0000.b2nd").stat().st_mtime_ns == stamp
     _run(501, "--clean")
     assert (folder / "case_0000.b2nd").stat().st_mtime_ns != stamp
+    before = _stamps(folder)
 
     original = preprocessor.preprocess_training_case
     calls = []
@@ -90,11 +98,38 @@ def test_second_run_skips_clean_redoes_and_interrupt_leaves_no_complete_folder(c
     with pytest.raises(SystemExit) as info:
         plan_and_preprocess.main(["-d", "501", "-np", "1", "--clean"])
     assert info.value.code == 130
-    assert not folder.exists() and folder.with_name(folder.name + ".partial").is_dir()
+    assert _stamps(folder) == before   # --clean deletes nothing until the new data is complete
+    assert len(list_cases(staging_folder(folder))) == 2
     monkeypatch.setattr(preprocessor, "preprocess_training_case", original)
     _run(501)
     assert folder.is_dir() and len(list_cases(folder)) == 6
-    assert not folder.with_name(folder.name + ".partial").exists()
+    assert not staging_folder(folder).exists()
+
+
+def test_a_broken_case_found_by_the_workers_changes_nothing(ct_raw_root, data_folders, capsys):
+    copy_dataset(ct_raw_root, data_folders)
+    _run(501)
+    paths = dataset_paths(501)
+    folder = paths.configuration_data("nnoccPlans", "3d_occ")
+    before, references = _stamps(folder), _stamps(paths.preprocessed / "gt_segmentations")
+    label_file = paths.raw / "labelsTr" / "case_0004.nii.gz"
+    labels, geometry = read_image(label_file)
+    labels[0, 0, 0] = 9
+    write_image(labels, geometry, label_file)
+    with pytest.raises(SystemExit) as info:
+        preprocess_cli.main(["-d", "501", "-np", "1", "--clean"])
+    assert info.value.code == 1
+    assert "case_0004.nii.gz: label value(s) [9] not declared" in capsys.readouterr().err
+    assert _stamps(folder) == before and _stamps(paths.preprocessed / "gt_segmentations") == references
+
+
+def test_stale_cases_are_removed_by_whole_name(tmp_path):
+    for name in ("case_1", "case_10", "case_11"):
+        for path in case_files(tmp_path, name):
+            path.write_text("x")
+    remove_stale_cases(tmp_path, {"case_10", "case_11"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for name in ("case_10", "case_11") for p in case_files(tmp_path, name))
 
 
 def test_resampling_keeps_physical_positions():

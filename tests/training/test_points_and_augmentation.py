@@ -1,5 +1,4 @@
 """Query points, their labels and augmentation stay consistent with the image."""
-import json
 
 import numpy as np
 import pytest

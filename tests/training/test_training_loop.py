@@ -1,14 +1,17 @@
 """End to end on tiny generated data: train, files, resume after a kill, final validation, DDP."""
 import json
+import math
 import re
 
 import pytest
 import torch
 
+from nnocc.architectures.registry import build_model
 from nnocc.cli import train as train_cli
-from nnocc.paths import dataset_paths
+from nnocc.cli.environment import dataset_paths
+from nnocc.planning.plans import Plans
 from nnocc.training import steps
-from nnocc.training.checkpoint import load_checkpoint
+from nnocc.training.checkpoint import load_checkpoint, save_checkpoint
 
 SHORT = ["--epochs", "3", "--iterations_per_epoch", "2", "--validation_iterations", "1", "--quiet"]
 
@@ -20,7 +23,7 @@ def _train(*args):
 
 
 def test_train_fold_writes_everything_and_validates(trained_folders):
-    assert _train("0", *SHORT, "--val_disable_tta") == 0
+    assert _train("0", *SHORT, "--val_disable_tta", "--set", "lr_schedule=cosine") == 0
     folder = dataset_paths(501).model_folder("3d_occ") / "fold_0"
     for name in ("checkpoint_final.pth", "checkpoint_best.pth", "training_log.txt", "progress.png", "debug.json"):
         assert (folder / name).is_file(), name
@@ -32,7 +35,12 @@ def test_train_fold_writes_everything_and_validates(trained_folders):
     summary = json.loads((folder / "validation" / "summary.json").read_text())
     assert summary["num_cases"] == len(json.loads((folder / "debug.json").read_text())["val_cases"])
     assert set(summary["mean"]) == {"kidney", "tumor", "cyst"}
-    assert "final validation Dice" in (folder / "training_log.txt").read_text()
+    log = (folder / "training_log.txt").read_text()
+    assert "final validation Dice" in log
+    assert re.search(r"training on the CPU: [0-9.]+ s per iteration \(measured\)", log)
+    initial = json.loads((folder / "debug.json").read_text())["training"]["initial_lr"]
+    expected = [initial * 0.5 * (1 + math.cos(math.pi * epoch / 3)) for epoch in range(3)]
+    assert payload["history"]["learning_rate"] == pytest.approx(expected)
 
 
 def test_killed_run_continues_to_the_same_number_of_epochs(trained_folders, monkeypatch):
@@ -54,13 +62,39 @@ def test_killed_run_continues_to_the_same_number_of_epochs(trained_folders, monk
     log = (folder / "training_log.txt").read_text()
     assert "interrupted in epoch 1" in log and "resumed from checkpoint_latest.pth at epoch 1" in log
     assert load_checkpoint(folder / "checkpoint_final.pth")["epoch"] == 3
-    assert len(re.findall(r"^epoch 2:", log, flags=re.M)) == 1 or "epoch 2:" in log
+    assert [len(re.findall(rf"^epoch {e}:", log, flags=re.M)) for e in range(3)] == [1, 1, 1]
 
 
 def test_unknown_setting_and_bad_fold_are_one_line_errors(trained_folders, capsys):
     assert _train("0", "--set", "learning_rate=1") == 1
     assert "unknown training setting(s) learning_rate" in capsys.readouterr().err
+    assert _train("0", "--set", "lr_schedule=linear") == 1
+    assert "lr_schedule 'linear' is not one of poly, cosine" in capsys.readouterr().err
+    assert _train("0", "--set", "num_epochs=many") == 1
+    assert "--set num_epochs=many: expected int" in capsys.readouterr().err
     assert _train("seven") == 1
+
+
+def test_resuming_weights_of_another_network_is_a_one_line_error(trained_folders, capsys):
+    paths = dataset_paths(501)
+    arch = Plans.load(paths.plans_file("nnoccPlans")).configurations["3d_occ"].architecture
+    other = build_model(arch.name, {**arch.kwargs, "hidden": 2 * arch.kwargs["hidden"]})
+    folder = paths.model_folder("3d_occ") / "fold_4"
+    save_checkpoint(folder / "checkpoint_latest.pth", {"network_weights": other.state_dict(), "optimizer_state": {}})
+    assert _train("4", *SHORT, "--c") == 1
+    err = capsys.readouterr().err
+    assert "checkpoint_latest.pth: does not fit the 3d_occ network of the current plans" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_folds_of_one_model_must_share_the_plan(trained_folders, capsys):
+    paths = dataset_paths(501)
+    plans = Plans.load(paths.plans_file("nnoccPlans"))
+    plans.configurations["3d_occ"].patch_size = [8, 16, 16]
+    plans.save(paths.model_folder("3d_occ") / "plans.json")
+    assert _train("0", *SHORT) == 1
+    err = capsys.readouterr().err
+    assert "the folds trained so far used another 3d_occ plan (patch_size: [8, 16, 16] ->" in err
 
 
 def test_two_processes_stay_in_sync(trained_folders):
