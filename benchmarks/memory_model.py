@@ -1,6 +1,7 @@
 """Calibrate and check the planner's memory model against measured peak training memory.
 
-    python -m benchmarks.memory_model [--fit] [--device cpu|cuda] [--out benchmarks/results/memory_model_cpu.json]
+    python -m benchmarks.memory_model [--architecture convocc|ossnet] [--fit] [--device cpu|cuda]
+        [--out benchmarks/results/memory_model_cpu.json]
 
 Each configuration trains for a few iterations in a fresh process; on the CPU the peak is the
 growth of the resident set (ru_maxrss) above the idle process, on CUDA
@@ -18,17 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-CONFIGS = [
-    ("tiny", [32, 64, 64], 2, 2048), ("tiny", [48, 96, 96], 2, 4096), ("tiny", [64, 64, 64], 4, 2048),
-    ("small", [32, 64, 64], 2, 2048), ("small", [48, 96, 96], 2, 4096), ("small", [64, 128, 128], 2, 4096),
-    ("base", [32, 64, 64], 2, 2048), ("base", [64, 64, 64], 2, 2048),
-]
+CONFIGS = {
+    "convocc": [("tiny", [32, 64, 64], 2, 2048), ("tiny", [48, 96, 96], 2, 4096), ("tiny", [64, 64, 64], 4, 2048),
+                ("small", [32, 64, 64], 2, 2048), ("small", [48, 96, 96], 2, 4096), ("small", [64, 128, 128], 2, 4096),
+                ("base", [32, 64, 64], 2, 2048), ("base", [64, 64, 64], 2, 2048)],
+    # whole cases at batch 1 and the paper's 2^14 points, plus fewer points and larger cases
+    "ossnet": [("tiny", [32, 96, 96], 1, 16384), ("tiny", [64, 128, 128], 1, 16384), ("tiny", [64, 128, 128], 1, 4096),
+               ("small", [32, 96, 96], 1, 16384), ("small", [64, 128, 128], 1, 8192), ("base", [64, 128, 128], 1, 16384),
+               ("base", [64, 160, 160], 2, 8192)],
+}
 
 _CHILD = r"""
 import json, resource, sys, torch
-from nnocc.architectures.convocc import build_kwargs
-from nnocc.architectures.registry import build_model
-preset, patch, batch, points, device = json.loads(sys.argv[1])
+from nnocc.architectures.registry import architecture_class, build_model
+architecture, preset, patch, batch, points, device = json.loads(sys.argv[1])
 torch.set_num_threads(2)
 def rss_mb():
     with open('/proc/self/status') as f:
@@ -36,8 +40,8 @@ def rss_mb():
             if line.startswith('VmRSS'):
                 return int(line.split()[1]) / 1024
 base = rss_mb()
-kwargs = build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0])
-model = build_model('convocc', kwargs).to(device)
+kwargs = architecture_class(architecture).build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0])
+model = build_model(architecture, kwargs).to(device)
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
 x = torch.randn(batch, 1, *patch, device=device)
 p = torch.rand(batch, points, 3, device=device) - 0.5
@@ -53,41 +57,56 @@ print(json.dumps({'peak_mb': peak}))
 """
 
 
-def measure(config, device: str) -> float:
-    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(list(config) + [device])], capture_output=True,
-                         text=True, check=True)
+def measure(architecture: str, config, device: str) -> float:
+    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([architecture, *config, device])],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
+def fit_calibration(rows) -> dict:
+    """Least squares for measured = a * activations + p * points + c, with parameters and inputs at
+    their fixed costs (22 and 4 bytes); p is zero where points cost only their traced outputs."""
+    a = np.array([[r["activations"], r["points"] * r["batch"], 1.0] for r in rows])
+    b = np.array([r["measured_mb"] * 2**20 - 22 * r["parameters"] - 4 * r["inputs"] for r in rows])
+    (per_activation, per_point, constant), *_ = np.linalg.lstsq(a, b, rcond=None)
+    estimated = (a @ np.array([per_activation, per_point, constant]) + (np.array([r["measured_mb"] for r in rows])
+                                                                         * 2**20 - b)) / 2**20
+    errors = estimated / np.array([r["measured_mb"] for r in rows]) - 1
+    return {"bytes_per_activation": float(per_activation), "bytes_per_point": float(per_point),
+            "fixed_overhead_bytes": float(constant), "largest_relative_error": float(np.abs(errors).max())}
+
+
 def main() -> None:
-    from nnocc.architectures.convocc import build_kwargs
+    from nnocc.architectures.registry import architecture_class
     from nnocc.planning.memory_model import training_footprint
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--architecture", default="convocc", choices=sorted(CONFIGS))
     parser.add_argument("--fit", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = []
-    for config in CONFIGS:
+    cls = architecture_class(args.architecture)
+    for config in CONFIGS[args.architecture]:
         preset, patch, batch, points = config
-        fp = training_footprint("convocc", build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]), patch, batch, points)
-        measured = measure(config, args.device)
+        fp = training_footprint(args.architecture, cls.build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]), patch, batch,
+                                points)
+        measured = measure(args.architecture, config, args.device)
         rows.append(dict(preset=preset, patch=patch, batch=batch, points=points, activations=fp.activation_elements,
                          parameters=fp.parameters, inputs=fp.input_elements, estimated_mb=fp.estimated_bytes() / 2**20,
                          measured_mb=measured))
         print(f"{preset:5s} patch {patch} batch {batch} points {points}: estimated "
               f"{rows[-1]['estimated_mb']:8.1f} MB, measured {measured:8.1f} MB", flush=True)
-    if args.fit:
-        a = np.array([[r["activations"], r["parameters"] * 16 + r["inputs"] * 4, 1.0] for r in rows])
-        b = np.array([r["measured_mb"] * 2**20 for r in rows])
-        (per_activation, scale_rest, constant), *_ = np.linalg.lstsq(a, b, rcond=None)
-        print(f"BYTES_PER_ACTIVATION ~ {per_activation:.2f}, other-terms scale {scale_rest:.2f}, "
-              f"FIXED_OVERHEAD_BYTES ~ {constant / 1e6:.0f}e6")
+    fit = fit_calibration(rows) if args.fit else None
+    if fit:
+        print(f"fitted: bytes_per_activation {fit['bytes_per_activation']:.2f}, bytes_per_point "
+              f"{fit['bytes_per_point']:.0f}, fixed_overhead_bytes {fit['fixed_overhead_bytes'] / 1e6:.0f}e6; "
+              f"largest error {100 * fit['largest_relative_error']:.0f} %")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "device": args.device,
-                                        "rows": rows}, indent=2) + "\n")
+                                        "architecture": args.architecture, "rows": rows, "fit": fit}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -123,19 +123,90 @@ def plots(results: Dict, folder: Path) -> List[str]:
     return names
 
 
+MEMORY_MODEL_RESULTS = (("convocc", "memory_model_cpu.json"), ("ossnet", "memory_model_ossnet_cpu.json"))
+
+
 def memory_model_section() -> List[str]:
-    """The planner's memory model against measured peaks (``python -m benchmarks.memory_model``)."""
-    path = HERE / "results" / "memory_model_cpu.json"
-    if not path.is_file():
-        return []
-    data = json.loads(path.read_text())
+    """The planner's memory model against measured peaks, per architecture, with the current
+    calibration (``python -m benchmarks.memory_model --architecture NAME``)."""
+    from nnocc.architectures.registry import architecture_class
+    from nnocc.planning.memory_model import training_footprint
+
     lines = ["", "## The planner's memory model", "",
-             f"Estimated against measured peak training memory ({data['device']}, "
-             f"`python -m benchmarks.memory_model --out {path.relative_to(HERE.parent)}`):", "",
-             "| network | patch | batch | points | estimated MB | measured MB | estimate / measured |", "|---|---|---|---|---|---|---|"]
-    for r in data["rows"]:
-        lines.append(f"| {r['preset']} | {r['patch']} | {r['batch']} | {r['points']} | {r['estimated_mb']:.0f} | "
-                     f"{r['measured_mb']:.0f} | {r['estimated_mb'] / r['measured_mb']:.2f} |")
+             "Each architecture's coefficients are fitted to its own measured peaks (CPU peak RSS above the idle "
+             "process, float32 training); the estimate below uses the coefficients the planner uses now.", ""]
+    for architecture, name in MEMORY_MODEL_RESULTS:
+        path = HERE / "results" / name
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        cls = architecture_class(architecture)
+        errors = []
+        rows = []
+        for r in data["rows"]:
+            kwargs = cls.build_kwargs(r["preset"], 1, 4, [1.0, 1.0, 1.0])
+            estimate = training_footprint(architecture, kwargs, r["patch"], r["batch"], r["points"]).estimated_bytes()
+            estimate /= 2 ** 20
+            errors.append(estimate / r["measured_mb"] - 1)
+            rows.append(f"| {r['preset']} | {r['patch']} | {r['batch']} | {r['points']} | {estimate:.0f} | "
+                        f"{r['measured_mb']:.0f} | {estimate / r['measured_mb']:.2f} |")
+        lines += [f"### {architecture} ({cls.configuration_name}): largest error {100 * max(abs(e) for e in errors):.0f} %",
+                  "", f"`python -m benchmarks.memory_model --architecture {architecture} --fit "
+                  f"--out {path.relative_to(HERE.parent)}` ({data['device']}):", "",
+                  "| preset | patch | batch | points | estimated MB | measured MB | estimate / measured |",
+                  "|---|---|---|---|---|---|---|", *rows, ""]
+    return lines
+
+
+def configurations_section() -> List[str]:
+    """Every configuration against nnU-Net (``python -m benchmarks.configurations``), latest run."""
+    found = sorted((HERE / "results").glob("*_configurations_*.json"))
+    if not found:
+        return []
+    data = json.loads(found[-1].read_text())
+    tools = data["tools"]
+    names = list(tools)
+    lines = ["", "## Configurations side by side: 3d_occ, 3d_ossnet and nnU-Net", "",
+             f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
+             f"cores, {data['device']}), {data['dataset']}, both tools planned for {data['memory_target_gb']:g} GB, "
+             f"{data['budget_minutes']:g} minutes of training each; raw figures in "
+             f"`{found[-1].relative_to(HERE.parent)}`.", "",
+             "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+
+    def row(label, getter, digits=2):
+        values = []
+        for n in names:
+            try:
+                values.append(_fmt(getter(tools[n]), digits))
+            except (KeyError, TypeError):
+                values.append("–")
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+
+    plans = data.get("nnocc_plans", {}).get("configurations", {})
+    lines.append("| parameters (planned) | " + " | ".join(
+        f"{plans[n]['parameters'] / 1e6:.2f} M" if n in plans else "–" for n in names) + " |")
+    lines.append("| patch, batch, points (planned) | " + " | ".join(
+        f"{plans[n]['patch_size']}, {plans[n]['batch_size']}, {plans[n]['points']}" if n in plans else "–"
+        for n in names) + " |")
+    row("training peak RSS (MB)", lambda t: t["train"]["peak_rss_mb"], 0)
+    row("seconds per iteration", lambda t: t["train"]["seconds_per_iteration"])
+    row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
+    row("inference seconds per case (TTA)", lambda t: t["predict"]["seconds_per_case"], 1)
+    row("inference peak RSS (MB)", lambda t: t["predict"]["peak_rss_mb"], 0)
+    for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
+        row(f"Dice {cls}", lambda t, c=cls: t["evaluation"][c]["dice"], 3)
+        row(f"SD@1mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@1"], 3)
+        row(f"HD95 {cls} (mm)", lambda t, c=cls: t["evaluation"][c]["hd95"], 1)
+    seeded = tools.get("3d_ossnet", {}).get("seeded_vs_unseeded_mise")
+    if seeded:
+        lines += ["", "OSS-Net's encoder-seeded MISE against the original MISE on the same network (no TTA, no "
+                  "refinement pass): seeded "
+                  f"{_fmt(seeded['seeded']['seconds_total'], 2)} s and {_fmt(seeded['seeded']['queries'], 0)} queries per "
+                  f"case, unseeded {_fmt(seeded['unseeded']['seconds_total'], 2)} s and "
+                  f"{_fmt(seeded['unseeded']['queries'], 0)}: {_fmt(seeded['speed_up'], 2)}x faster, disagreeing on "
+                  f"{_fmt(seeded['voxel_disagreement_percent'], 4)} % of the voxels (the paper: 2x, 6e-4 %)."]
+    lines += ["", f"The plans recommended `{data['nnocc_plans'].get('recommended')}`: "
+              f"{data['nnocc_plans'].get('reason')}."]
     return lines
 
 
@@ -217,6 +288,7 @@ def write_readme(results: Dict, path: Path) -> None:
                   "|---|---|---|"]
         lines += [f"| {r['patch_size']} | {_fmt(r['measured_mb'], 0)} | {_fmt(r['estimated_mb'], 0)} |" for r in rows]
     lines += [""] + [f"![{i}]({i})" for i in images]
+    lines += configurations_section()
     lines += memory_model_section()
     lines += stitching_section()
     lines += ["", "## How the comparison is made", "",

@@ -164,7 +164,8 @@ def output_resolution_study(nnocc: NnoccTool, ws: Workspace, cases: int) -> Dict
         shutil.rmtree(folder, ignore_errors=True)
         extra = [] if factor == 1.0 else ["--output_spacing", *[f"{s * factor:.4f}" for s in spacing]]
         m = measure([nnocc.python, "-m", "nnocc", "predict", "-i", str(subset), "-o", str(folder), "-d",
-                     str(ws.dataset_id), "-f", "0", "-device", ws.device, "-npp", "1", "-nps", "1", "--disable_tta",
+                     str(ws.dataset_id), "-c", nnocc.configuration, "-f", "0", "-device", ws.device, "-npp", "1",
+                     "-nps", "1", "--disable_tta",
                      *extra], ws.log(f"scaling_{factor}"), nnocc.env, ws.device == "cuda")
         study[str(factor)] = {"seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb, "peak_gpu_mb": m.peak_gpu_mb} | \
             inference_stats(folder)

@@ -43,10 +43,11 @@ class Workspace:
 class NnoccTool:
     name = "nnocc"
 
-    def __init__(self, ws: Workspace, memory_target_gb: float, python: str):
+    def __init__(self, ws: Workspace, memory_target_gb: float, python: str, configuration: str = "3d_occ"):
         self.ws = ws
         self.memory_target_gb = memory_target_gb
         self.python = python
+        self.configuration = configuration
         base = ws.root / "nnocc"
         self.env = {"nnocc_raw": str(ws.raw), "nnocc_preprocessed": str(base / "preprocessed"),
                     "nnocc_results": str(base / "results"), "nnocc_n_proc_DA": "2"}
@@ -63,16 +64,17 @@ class NnoccTool:
                         "--gpu_memory_target", self.memory_target_gb, "--clean")
 
     def train(self) -> Measurement:
-        return self.run("train", "train", self.ws.dataset_id, "3d_occ", 0, "--budget_minutes", self.ws.budget_minutes,
+        return self.run(f"train_{self.configuration}", "train", self.ws.dataset_id, self.configuration, 0,
+                        "--budget_minutes", self.ws.budget_minutes,
                         "--epochs", 100000, "--iterations_per_epoch", 50, "--validation_iterations", 5,
                         "--device", self.ws.device, "--val_disable_tta", "--quiet")
 
     def model_folder(self) -> Path:
-        return self.results / self.ws.dataset_name / "nnoccTrainer__nnoccPlans__3d_occ"
+        return self.results / self.ws.dataset_name / f"nnoccTrainer__nnoccPlans__{self.configuration}"
 
     def predict(self, output: Path, name: str = "predict", *extra) -> Measurement:
         return self.run(name, "predict", "-i", self.ws.test_images, "-o", output, "-d", self.ws.dataset_id,
-                        "-f", 0, "-device", self.ws.device, "-npp", 1, "-nps", 1, *extra)
+                        "-c", self.configuration, "-f", 0, "-device", self.ws.device, "-npp", 1, "-nps", 1, *extra)
 
     def training_figures(self) -> Dict:
         import torch
@@ -88,9 +90,10 @@ class NnoccTool:
 class NnunetTool:
     name = "nnunet"
 
-    def __init__(self, ws: Workspace, venv: Path):
+    def __init__(self, ws: Workspace, venv: Path, memory_target_gb: Optional[float] = None):
         self.ws = ws
         self.venv = Path(venv)
+        self.memory_target_gb = memory_target_gb     # None: nnU-Net's own default (about 8 GB)
         base = ws.root / "nnunet"
         self.env = {"nnUNet_raw": str(ws.raw), "nnUNet_preprocessed": str(base / "preprocessed"),
                     "nnUNet_results": str(base / "results"), "nnUNet_n_proc_DA": "2",
@@ -108,8 +111,10 @@ class NnunetTool:
         return measure(command, self.ws.log(f"nnunet_{name}"), self.env, self.ws.device == "cuda")
 
     def plan_and_preprocess(self) -> Measurement:
+        target = [] if self.memory_target_gb is None else ["-gpu_memory_target", str(self.memory_target_gb)]
         return self.run("plan_and_preprocess", [str(self.venv / "bin" / "nnUNetv2_plan_and_preprocess"), "-d",
-                                                str(self.ws.dataset_id), "-c", "3d_fullres", "-np", "2", "--clean"])
+                                                str(self.ws.dataset_id), "-c", "3d_fullres", "-np", "2", "--clean",
+                                                *target])
 
     def train(self) -> Measurement:
         out = self.ws.root / "nnunet" / "training.json"

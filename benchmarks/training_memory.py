@@ -11,8 +11,8 @@ _CHILD = r"""
 import json, resource, sys, torch
 from nnocc.architectures.registry import build_model
 from nnocc.planning.plans import Plans
-plans_file, patch, device = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
-config = Plans.load(plans_file).configurations['3d_occ']
+plans_file, configuration, patch, device = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+config = Plans.load(plans_file).configurations[configuration]
 torch.set_num_threads(2)
 def rss():
     return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024
@@ -24,7 +24,7 @@ points = config.sampling.points_per_patch
 p = torch.rand(config.batch_size, points, 3, device=device) - 0.5
 for _ in range(3):
     logits, aux = model(x, p)
-    loss = logits.logsumexp(-1).mean() + aux.mean()
+    loss = logits.logsumexp(-1).mean() + (aux.mean() if aux is not None else 0)
     opt.zero_grad(); loss.backward(); opt.step()
 peak = torch.cuda.max_memory_allocated() / 2**20 if device == 'cuda' else \
     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
@@ -33,16 +33,18 @@ print(json.dumps({'peak_mb': peak}))
 
 
 def patch_size_study(nnocc, ws, scales=(0.5, 0.75, 1.0, 1.25, 1.5)) -> List[Dict]:
+    from nnocc.architectures.registry import architecture_facts
     from nnocc.planning.memory_model import training_footprint
     from nnocc.planning.plans import Plans
 
     plans_file = nnocc.results.parent / "preprocessed" / ws.dataset_name / "nnoccPlans.json"
-    config = Plans.load(plans_file).configurations["3d_occ"]
-    stride = [int(__import__("numpy").prod([s[a] for s in config.architecture.kwargs["strides"]])) for a in range(3)]
+    config = Plans.load(plans_file).configurations[nnocc.configuration]
+    stride = architecture_facts(config.architecture.name, config.architecture.kwargs, config.patch_size).input_multiple
     rows = []
     for scale in scales:
         patch = [max(st, int(round(p * scale / st)) * st) for p, st in zip(config.patch_size, stride)]
-        out = subprocess.run([sys.executable, "-c", _CHILD, str(plans_file), json.dumps(patch), ws.device],
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(plans_file), nnocc.configuration, json.dumps(patch),
+                              ws.device],
                              capture_output=True, text=True, check=True, env={**__import__("os").environ, **nnocc.env})
         measured = json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
         estimate = training_footprint(config.architecture.name, config.architecture.kwargs, patch, config.batch_size,

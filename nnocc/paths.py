@@ -121,8 +121,9 @@ class DatasetPaths:
     def plans_file(self, plans_name: str) -> Path:
         return self.preprocessed / f"{plans_name}.json"
 
-    def configuration_data(self, plans_name: str, configuration: str) -> Path:
-        return self.preprocessed / f"{plans_name}_{configuration}"
+    def preprocessed_data(self, folder_name: str) -> Path:
+        """A configuration's preprocessed cases (``ConfigurationPlan.data_folder_name``)."""
+        return self.preprocessed / folder_name
 
     def model_folder(self, configuration: str, plans_name: str = "nnoccPlans", trainer: str = "nnoccTrainer") -> Path:
         return self.results / f"{trainer}__{plans_name}__{configuration}"

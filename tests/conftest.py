@@ -85,7 +85,7 @@ def make_untrained_model_folder(folders: DataFolders, dataset: str = "Dataset501
     from nnocc.architectures.registry import build_model
     from nnocc.paths import DatasetPaths
     from nnocc.planning.plans import Plans
-    from nnocc.training.checkpoint import save_checkpoint
+    from nnocc.utils.checkpoints import save_checkpoint
 
     paths = DatasetPaths(folders, dataset)
     plans = Plans.load(paths.plans_file("nnoccPlans"))

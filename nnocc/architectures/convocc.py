@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnocc.architectures.base import Encoding, MemoryCalibration, OccupancyArchitecture, Placement
 from nnocc.architectures.blocks import OccupancyDecoder
 from nnocc.architectures.encoders import BiFPN, ResNetEncoder
 
@@ -50,18 +51,24 @@ def total_stride(strides: Sequence[Sequence[int]]) -> List[int]:
 
 
 @dataclass
-class EncodedPatch:
+class ConvEncoding(Encoding):
     features: torch.Tensor                   # (B, C, g0, g1, g2)
     aux_logits: Optional[torch.Tensor]       # (B, K, g0, g1, g2) or None
 
 
-class ConvOccNet(nn.Module):
+class ConvOccNet(OccupancyArchitecture):
+    configuration_name = "3d_occ"
+    field_of_view = "patch"
+    memory_calibration = MemoryCalibration(5.95, 202e6)      # CPU, benchmarks/results/memory_model_cpu.json
+    PRESET_ORDER = PRESET_ORDER
+
     def __init__(self, in_channels: int, num_outputs: int, strides: Sequence[Sequence[int]],
                  stem_channels: int, stage_channels: Sequence[int], bifpn_channels: int, bifpn_repeats: int,
                  hidden: int, head_hidden: int, decoder_blocks: int, pe_frequencies: int,
                  blocks_per_stage: Sequence[int] = (1, 1, 1), aux_head: bool = True, preset: str = ""):
         super().__init__()
-        self.num_outputs = num_outputs
+        self.in_channels, self.num_outputs = in_channels, num_outputs
+        self.strides = [list(s) for s in strides]
         self.encoder = ResNetEncoder(in_channels, stem_channels, stage_channels, strides, blocks_per_stage)
         self.fusion = BiFPN(stage_channels, bifpn_channels, bifpn_repeats)
         self.aux_head = nn.Conv3d(bifpn_channels, num_outputs, 1) if aux_head else None
@@ -69,19 +76,35 @@ class ConvOccNet(nn.Module):
                                         head_hidden)
         self.grid_stride = list(strides[0])
 
-    def encode(self, patch: torch.Tensor) -> EncodedPatch:
+    @classmethod
+    def build_kwargs(cls, preset: str, in_channels: int, num_outputs: int, spacing: Sequence[float]) -> Dict[str, Any]:
+        return build_kwargs(preset, in_channels, num_outputs, spacing)
+
+    def input_multiple(self) -> List[int]:
+        return total_stride(self.strides)
+
+    def encode(self, image: torch.Tensor, placement: Optional[Placement] = None) -> ConvEncoding:
         """patch (B, in_channels, s0, s1, s2) -> feature grid at the stem's resolution."""
-        features = self.fusion(self.encoder(patch))
+        features = self.fusion(self.encoder(image))
         aux = self.aux_head(features) if self.aux_head is not None else None
-        return EncodedPatch(features, aux)
+        return ConvEncoding(features, aux)
 
-    def decode(self, points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def decode(self, points: torch.Tensor, encoding: Encoding) -> torch.Tensor:
         """points (B, N, 3) in patch coordinates -> logits (B, N, num_outputs)."""
-        return self.decoder(points, features)
+        assert isinstance(encoding, ConvEncoding)
+        return self.decoder(points, encoding.features)
 
-    def forward(self, patch: torch.Tensor, points: torch.Tensor):
-        encoded = self.encode(patch)
-        return self.decode(points, encoded.features), encoded.aux_logits
+    def auxiliary_logits(self, encoding: Encoding) -> Optional[torch.Tensor]:
+        assert isinstance(encoding, ConvEncoding)
+        return encoding.aux_logits
+
+    def aux_grid_shape(self, patch: Sequence[int]) -> Optional[List[int]]:
+        if self.aux_head is None:
+            return None
+        return [p // s for p, s in zip(patch, self.grid_stride)]
+
+    def pretrained_module(self) -> nn.Module:
+        return self.encoder
 
 
 def build_kwargs(preset: str, in_channels: int, num_outputs: int, spacing: Sequence[float],

@@ -1,38 +1,53 @@
-"""Architectures by name.  Adding one: write its module, add one line to ARCHITECTURES.
-
-Every architecture follows the same contract, so training, inference and export never look
-inside: ``encode(patch) -> EncodedPatch(features, aux_logits)``, ``decode(points, features) ->
-logits``, and ``build_kwargs(preset, in_channels, num_outputs, spacing)`` for the planner.
-"""
+"""Architectures by name.  Adding one: write its module (a subclass of ``OccupancyArchitecture``,
+see base.py), add one line to ARCHITECTURES.  The planner then writes its configuration, and
+training, inference, export and the contract test serve it without further changes."""
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
-from typing import Any, Dict
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Type
 
-from torch import nn
+import torch
 
+from nnocc.architectures.base import OccupancyArchitecture
 from nnocc.utils.errors import NnoccError
 
 ARCHITECTURES: Dict[str, str] = {
-    "convocc": "nnocc.architectures.convocc:ConvOccNet",
+    "convocc": "nnocc.architectures.convocc:ConvOccNet",       # seed 000, configuration 3d_occ
+    "ossnet": "nnocc.architectures.ossnet:OssNet",             # seed 001, configuration 3d_ossnet
 }
 
 
-def _resolve(name: str):
+def architecture_class(name: str) -> Type[OccupancyArchitecture]:
     if name not in ARCHITECTURES:
         raise NnoccError(f"unknown architecture {name!r}; registered: {', '.join(sorted(ARCHITECTURES))}")
     module_name, class_name = ARCHITECTURES[name].split(":")
-    module = importlib.import_module(module_name)
-    return module, getattr(module, class_name)
+    return getattr(importlib.import_module(module_name), class_name)
 
 
-def architecture_module(name: str) -> ModuleType:
-    return _resolve(name)[0]
+def registered() -> List[str]:
+    return list(ARCHITECTURES)
 
 
-def build_model(name: str, kwargs: Dict[str, Any]) -> nn.Module:
-    _, cls = _resolve(name)
+@dataclass(frozen=True)
+class ArchitectureFacts:
+    """What the loader and the planner need to know of a planned architecture, without weights."""
+    configuration_name: str
+    field_of_view: str
+    input_multiple: List[int]
+    aux_grid_shape: Optional[List[int]]
+    parameters: int
+
+
+def architecture_facts(name: str, kwargs: Dict[str, Any], patch: Sequence[int]) -> ArchitectureFacts:
+    with torch.device("meta"):        # no memory, no initialisation cost
+        model = build_model(name, kwargs)
+    return ArchitectureFacts(model.configuration_name, model.field_of_view, model.input_multiple(),
+                             model.aux_grid_shape(patch), sum(p.numel() for p in model.parameters()))
+
+
+def build_model(name: str, kwargs: Dict[str, Any]) -> OccupancyArchitecture:
+    cls = architecture_class(name)
     try:
         return cls(**kwargs)
     except TypeError as e:

@@ -5,7 +5,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from nnocc.cli.environment import dataset_paths
 from nnocc.paths import DatasetPaths
@@ -47,6 +47,32 @@ def for_each_dataset(datasets: Sequence[str], work: Callable[[DatasetPaths], Non
             failed.append(str(dataset))
     if failed:
         raise NnoccError(f"{len(failed)} of {len(datasets)} datasets failed ({', '.join(failed)}); the others are done")
+
+
+def planned_configurations(paths: DatasetPaths, plans_name: str) -> List[str]:
+    from nnocc.planning.run import load_plans
+    return list(load_plans(paths, plans_name).configurations)
+
+
+def resolve_configuration(paths: DatasetPaths, plans_name: str, given: Optional[str]) -> str:
+    """``-c`` as given; without it, the plans' only configuration.  Where the plans hold several,
+    nothing is chosen silently."""
+    if given:
+        return given
+    names = planned_configurations(paths, plans_name)
+    if len(names) != 1:
+        raise NnoccError(f"{paths.plans_file(plans_name)} holds several configurations ({', '.join(names)}); "
+                         f"choose one with -c")
+    return names[0]
+
+
+def describe_plans(plans) -> str:
+    """One line per configuration, and the recommendation with its reason."""
+    lines = [f"{name}: patch {c.patch_size}, batch {c.batch_size}, {c.architecture.kwargs.get('preset', '')} "
+             f"{c.architecture.name}, estimated {c.memory.estimated_peak_gb:.2f} GB"
+             for name, c in plans.configurations.items()]
+    lines.append(f"recommended: {plans.recommended_configuration} ({plans.recommendation_reason})")
+    return "\n".join(lines)
 
 
 def add_processes(p: argparse.ArgumentParser, flag: str = "-np", default: Optional[int] = None) -> None:

@@ -17,7 +17,7 @@ from nnocc.utils.errors import NnoccError
 def build():
     p = common.parser(__doc__)
     p.add_argument("-d", "--dataset", default=None)
-    p.add_argument("-c", "--configuration", default="3d_occ")
+    p.add_argument("-c", "--configuration", default=None, help="needed when the plans hold several")
     p.add_argument("-p", "--plans_name", default="nnoccPlans")
     p.add_argument("-tr", "--trainer", default="nnoccTrainer")
     p.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
@@ -42,7 +42,8 @@ def main_args(args):
             raise NnoccError("give -d DATASET (or -i/-ref/-djfile)")
         paths = dataset_paths(args.dataset)
         description = load_dataset_json(paths.dataset_json)
-        model = TrainedModel(args.configuration, args.plans_name, args.trainer)
+        model = TrainedModel(common.resolve_configuration(paths, args.plans_name, args.configuration),
+                             args.plans_name, args.trainer)
         predictions = merge_validation(model.folder(paths), args.folds, description.file_ending)
         references = paths.preprocessed / "gt_segmentations"
         smallest = smallest_structure_mm(paths)

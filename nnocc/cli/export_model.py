@@ -9,7 +9,7 @@ from nnocc.model_sharing.archive import export_model
 def build():
     p = common.parser(__doc__)
     common.add_dataset(p)
-    p.add_argument("-c", "--configuration", default="3d_occ")
+    p.add_argument("-c", "--configuration", default=None, help="needed when the plans hold several")
     p.add_argument("-p", "--plans_name", default="nnoccPlans")
     p.add_argument("-tr", "--trainer", default="nnoccTrainer")
     p.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
@@ -21,7 +21,9 @@ def build():
 
 
 def main_args(args):
-    model = dataset_paths(args.dataset).model_folder(args.configuration, args.plans_name, args.trainer)
+    paths = dataset_paths(args.dataset)
+    configuration = common.resolve_configuration(paths, args.plans_name, args.configuration)
+    model = paths.model_folder(configuration, args.plans_name, args.trainer)
     postprocessing = Path(args.postprocessing_file) if args.postprocessing_file else None
     if postprocessing is None:
         found = sorted(model.glob("crossval_results_folds_*/postprocessing.json"))

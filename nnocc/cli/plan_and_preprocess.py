@@ -24,6 +24,7 @@ def plan_and_preprocess(paths, args) -> None:
     plans = run_planning(paths, args.planner, args.gpu_memory_target, args.plans_name)
     folders = run_preprocessing_for_plans(paths, plans.plans_name, args.configurations, args.num_processes, args.clean)
     print(paths.plans_file(plans.plans_name))
+    print(common.describe_plans(plans))
     for folder in folders:
         print(folder)
 

@@ -21,6 +21,7 @@ def main_args(args):
     def plan(paths):
         plans = run_planning(paths, args.planner, args.gpu_memory_target, args.plans_name)
         print(paths.plans_file(plans.plans_name))
+        print(common.describe_plans(plans))
     common.for_each_dataset(args.datasets, plan)
 
 

@@ -8,13 +8,14 @@ from nnocc.cli.environment import dataset_paths
 from nnocc.inference.batch import predict_folder
 from nnocc.inference.meshes import MESH_FORMATS
 from nnocc.inference.predictor import InferenceSettings, Predictor
+from nnocc.utils.errors import NnoccError
 
 logger = logging.getLogger(__name__)
 
 
 def add_model(p):
     p.add_argument("-d", "--dataset", default=None, help="dataset id or name (or give -m)")
-    p.add_argument("-c", "--configuration", default="3d_occ")
+    p.add_argument("-c", "--configuration", default=None, help="needed when the plans hold several")
     p.add_argument("-p", "--plans_name", default="nnoccPlans")
     p.add_argument("-tr", "--trainer", default="nnoccTrainer")
     p.add_argument("-m", "--model_folder", default=None, help="a trained model folder (instead of -d/-c/-p/-tr)")
@@ -26,8 +27,10 @@ def model_folder(args):
     if args.model_folder:
         return args.model_folder
     if args.dataset is None:
-        raise SystemExit("error: give -d DATASET or -m MODEL_FOLDER")
-    return dataset_paths(args.dataset).model_folder(args.configuration, args.plans_name, args.trainer)
+        raise NnoccError("give -d DATASET or -m MODEL_FOLDER")
+    paths = dataset_paths(args.dataset)
+    configuration = common.resolve_configuration(paths, args.plans_name, args.configuration)
+    return paths.model_folder(configuration, args.plans_name, args.trainer)
 
 
 def add_inference(p):
@@ -38,7 +41,12 @@ def add_inference(p):
     p.add_argument("--stitching", choices=("nearest", "gaussian"), default=None, help="default: the plan's")
     p.add_argument("--tile_cache_mb", type=float, default=2048.0,
                    help="memory for encoded tiles; Gaussian stitching wants eight tiles' worth")
-    p.add_argument("--seed_from_aux", action="store_true", help="start MISE from the auxiliary voxel head (faster)")
+    seeding = p.add_mutually_exclusive_group()
+    seeding.add_argument("--seed_from_aux", dest="seed_from_aux", action="store_const", const=True, default=None,
+                         help="start MISE from the auxiliary voxel prediction (OSS-Net's faster mode; the "
+                              "3d_ossnet plans' default)")
+    seeding.add_argument("--no_seed_from_aux", dest="seed_from_aux", action="store_const", const=False,
+                         help="evaluate MISE's coarse lattice instead (the original MISE)")
     p.add_argument("--no_refinement", action="store_true", help="skip the second pass around small structures")
     p.add_argument("--dense", action="store_true", help="query every output voxel (a reference for MISE)")
     p.add_argument("-device", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
@@ -49,7 +57,7 @@ def inference_settings(args, keep_probabilities: bool) -> InferenceSettings:
         raise SystemExit("error: --output_spacing takes one value or three (z y x)")
     return InferenceSettings(tta=not args.disable_tta, output_spacing=args.output_spacing,
                              keep_probabilities=keep_probabilities, max_points_per_batch=args.max_points_per_batch,
-                             stitching=args.stitching, seed_from_aux=True if args.seed_from_aux else None,
+                             stitching=args.stitching, seed_from_aux=args.seed_from_aux,
                              refine=not args.no_refinement, dense=args.dense, device=args.device,
                              tile_cache_mb=args.tile_cache_mb)
 

@@ -7,10 +7,10 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from nnocc.fingerprint.cropping import crop_to_nonzero
 from nnocc.fingerprint.structures import StructureMeasurement, equivalent_diameter, measure_structure
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.io.raw_dataset import RawCase, RawDataset, load_case, load_cases_checked
-from nnocc.preprocessing.cropping import crop_to_nonzero
 from nnocc.utils.serialization import JsonDataclass
 
 logger = logging.getLogger(__name__)

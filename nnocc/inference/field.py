@@ -14,15 +14,15 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from nnocc.architectures.blocks import lookup_features
+from nnocc.architectures.base import Encoding, OccupancyArchitecture, Placement
+from nnocc.architectures.outputs import probabilities
 from nnocc.coordinates import index_to_patch
 from nnocc.inference.tiling import Tiling
-from nnocc.training.losses import probabilities
 
 logger = logging.getLogger(__name__)
 STITCHING = ("nearest", "gaussian")
@@ -37,18 +37,20 @@ def mirror_sets(axes: Sequence[int], enabled: bool) -> List[Tuple[int, ...]]:
 
 @dataclass
 class EncodedTile:
-    features: List[torch.Tensor]              # per member (1, C, g0, g1, g2)
-    aux: List[Optional[torch.Tensor]]         # per member (1, K, g0, g1, g2) probabilities, or None
+    encodings: List[Encoding]                 # per member (network x mirroring), batch of one
+
+    def nbytes(self) -> int:
+        return sum(e.nbytes() for e in self.encodings)
 
 
 class VolumeField:
-    def __init__(self, data: torch.Tensor, networks: Sequence[torch.nn.Module], tiling: Tiling, regions: bool,
+    def __init__(self, data: torch.Tensor, networks: Sequence[OccupancyArchitecture], tiling: Tiling, regions: bool,
                  mirror_axes: Sequence[int] = (0, 1, 2), tta: bool = True, stitching: str = "nearest",
                  cache_mb: float = 2048.0, amp: bool = False):
         if stitching not in STITCHING:
             raise ValueError(f"stitching must be one of {STITCHING}, got {stitching!r}")
         self.data = data                      # (C, z, y, x) on the inference device
-        self.networks: List[Any] = list(networks)     # the architecture's encode / decode
+        self.networks = list(networks)
         self.tiling = tiling
         self.regions = regions
         self.mirrors = mirror_sets(mirror_axes, tta)
@@ -62,7 +64,12 @@ class VolumeField:
 
     @property
     def has_aux(self) -> bool:
-        return all(getattr(n, "aux_head", None) is not None for n in self.networks)
+        return all(n.aux_grid_shape(self.tiling.patch) is not None for n in self.networks)
+
+    @property
+    def whole_case(self) -> bool:
+        """An encoder that sees the whole case: a tile centred elsewhere adds nothing."""
+        return any(n.field_of_view == "case" for n in self.networks)
 
     @property
     def num_members(self) -> int:
@@ -70,11 +77,11 @@ class VolumeField:
 
     # ---- encoding ----------------------------------------------------------------------
     def _crop(self, start: Sequence[float]) -> torch.Tensor:
-        start = [int(round(s)) for s in start]
+        first = [int(round(s)) for s in start]
         patch = self.tiling.patch
         out = torch.zeros((self.data.shape[0], *patch), dtype=self.data.dtype, device=self.data.device)
         src, dst = [], []
-        for axis, (s, p) in enumerate(zip(start, patch)):
+        for axis, (s, p) in enumerate(zip(first, patch)):
             lo, hi = max(s, 0), min(s + p, self.data.shape[axis + 1])
             src.append(slice(lo, hi))
             dst.append(slice(lo - s, hi - s))
@@ -85,18 +92,19 @@ class VolumeField:
     def encode_at(self, start: Sequence[float]) -> EncodedTile:
         began = time.perf_counter()
         patch = self._crop(start)[None]
-        features, aux = [], []
+        device = patch.device
+        placement = Placement(torch.tensor([list(start)], dtype=torch.float32, device=device),
+                              torch.tensor([list(self.tiling.patch)], dtype=torch.float32, device=device),
+                              torch.tensor([list(self.data.shape[1:])], dtype=torch.float32, device=device))
+        encodings = []
         for network in self.networks:
             for flips in self.mirrors:
                 x = torch.flip(patch, [2 + a for a in flips]) if flips else patch
                 with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                    encoded = network.encode(x)
-                features.append(encoded.features.float())
-                aux.append(None if encoded.aux_logits is None else
-                           probabilities(encoded.aux_logits.float().movedim(1, -1), self.regions).movedim(-1, 1))
+                    encodings.append(network.encode(x, placement))
         self.encoded_tiles += 1
         self.encode_seconds += time.perf_counter() - began
-        return EncodedTile(features, aux)
+        return EncodedTile(encodings)
 
     def tile(self, index: Tuple[int, ...]) -> EncodedTile:
         if index in self.cache:
@@ -104,7 +112,7 @@ class VolumeField:
             return self.cache[index]
         encoded = self.encode_at(self.tiling.start(index))
         if self.cache_tiles is None:
-            tile_bytes = sum(t.numel() * t.element_size() for t in encoded.features + encoded.aux if t is not None)
+            tile_bytes = encoded.nbytes()
             self.cache_tiles = max(2, int(self.cache_mb * 2 ** 20 // max(tile_bytes, 1)))
             wanted = min(8, int(np.prod(self.tiling.grid)))
             if self.stitching == "gaussian" and self.cache_tiles < wanted:
@@ -116,31 +124,37 @@ class VolumeField:
             self.cache.popitem(last=False)
         return encoded
 
+    def centred_tile(self, centre: np.ndarray) -> Optional[Tuple[EncodedTile, List[float]]]:
+        """A tile centred on ``centre`` (preprocessed index) for seed 000's refinement pass, or None
+        when it would add nothing: a whole-case encoder, or the owning tile already has the point in
+        its central half."""
+        patch = np.asarray(self.tiling.patch, dtype=np.float64)
+        owner = tuple(int(self.tiling.nearest_tile(a, centre[a:a + 1])[0]) for a in range(3))
+        owner_centre = np.asarray(self.tiling.start(owner)) + (patch - 1) / 2.0
+        if self.whole_case or np.all(np.abs(centre - owner_centre) <= patch / 4):
+            return None
+        start = (centre - (patch - 1) / 2.0).tolist()
+        return self.encode_at(start), start
+
     # ---- querying ----------------------------------------------------------------------
     @torch.no_grad()
     def members_probabilities(self, encoded: EncodedTile, start: Sequence[float], points: torch.Tensor,
-                               aux: bool = False) -> torch.Tensor:
+                              aux: bool = False) -> torch.Tensor:
         """Mean over members of the probabilities at preprocessed indices ``points`` (M, 3)."""
         local = index_to_patch(points, start, self.tiling.patch).to(torch.float32)
         total: Optional[torch.Tensor] = None
-        member = 0
-        for network in self.networks:
-            for flips in self.mirrors:
-                p = local.clone()
-                for a in flips:
-                    p[:, a] = -p[:, a]
-                if aux:
-                    grid = encoded.aux[member]
-                    assert grid is not None, "aux queries need networks with an auxiliary head"
-                    probs = lookup_features(grid, p[None])[0]
-                else:
-                    with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                        logits = network.decode(p[None], encoded.features[member])[0]
-                    probs = probabilities(logits.float(), self.regions)
-                total = probs if total is None else total + probs
-                member += 1
+        members = [(network, flips) for network in self.networks for flips in self.mirrors]
+        for (network, flips), encoding in zip(members, encoded.encodings):
+            p = local.clone()
+            for a in flips:
+                p[:, a] = -p[:, a]
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                logits = network.auxiliary_at(p[None], encoding) if aux else network.decode(p[None], encoding)
+            assert logits is not None, "auxiliary queries need networks with an auxiliary output"
+            probs = probabilities(logits[0].float(), self.regions)
+            total = probs if total is None else total + probs
         assert total is not None
-        return total / member
+        return total / len(members)
 
     def _groups(self, points: torch.Tensor):
         """Points grouped by their nearest tile: (tile index, positions in ``points``)."""

@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from nnocc.architectures.base import OccupancyArchitecture
 from nnocc.architectures.registry import build_model
 from nnocc.inference.export import CasePrediction
 from nnocc.inference.field import VolumeField
@@ -25,7 +26,7 @@ from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
 from nnocc.io.images import ImageGeometry, read_channels, write_segmentation
 from nnocc.planning.plans import ConfigurationPlan, Plans
 from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
-from nnocc.training.checkpoint import load_checkpoint
+from nnocc.utils.checkpoints import load_checkpoint
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.memory import memory_peak_mb
 
@@ -53,7 +54,7 @@ def available_folds(model_folder: Path, checkpoint: str) -> List[str]:
     return sorted(p.name[len("fold_"):] for p in model_folder.glob("fold_*") if (p / checkpoint).is_file())
 
 
-def _load_network(path: Path, config: ConfigurationPlan, device: torch.device) -> torch.nn.Module:
+def _load_network(path: Path, config: ConfigurationPlan, device: torch.device) -> OccupancyArchitecture:
     payload = load_checkpoint(path, map_location=str(device))
     network = build_model(config.architecture.name, config.architecture.kwargs)
     try:
@@ -65,7 +66,7 @@ def _load_network(path: Path, config: ConfigurationPlan, device: torch.device) -
 
 class Predictor:
     def __init__(self, plans: Plans, configuration: str, description: DatasetDescription,
-                 networks: Sequence[torch.nn.Module], settings: InferenceSettings, folds: Sequence[str] = ()):
+                 networks: Sequence[OccupancyArchitecture], settings: InferenceSettings, folds: Sequence[str] = ()):
         self.plans = plans
         self.config = plans.configuration(configuration)
         self.description = description

@@ -126,17 +126,14 @@ def fuse(first: torch.Tensor, second: torch.Tensor, decision: Decision) -> torch
 
 def _refinement_query(field: VolumeField, centre: np.ndarray, box: Box, scale: torch.Tensor, offset: torch.Tensor,
                       decision: Decision) -> Callable:
-    """The fused query of a tile centred on the structure and the regular tiles.  When the structure
-    already sits in the central half of its own tile, that tile has the context a centred one would
-    give, so nothing is encoded again and only the finer MISE pass runs."""
-    patch = np.asarray(field.tiling.patch, dtype=np.float64)
-    owner = tuple(int(field.tiling.nearest_tile(a, centre[a:a + 1])[0]) for a in range(3))
-    owner_centre = np.asarray(field.tiling.start(owner)) + (patch - 1) / 2.0
+    """The fused query of a tile centred on the structure and the regular tiles.  When a centred tile
+    adds nothing (the structure already sits in the central half of its own tile, or the encoder
+    sees the whole case), nothing is encoded again and only the finer MISE pass runs."""
     lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=field.data.device)
-    if np.all(np.abs(centre - owner_centre) <= patch / 4):
-        return lambda pts: field.query((pts + lower) * scale + offset)
-    start = (centre - (patch - 1) / 2.0).tolist()
-    centred = field.encode_at(start)
+    found = field.centred_tile(centre)
+    if found is None:
+        return partial(_query_box, field, lower, scale, offset)
+    centred, start = found
 
     def query(pts):
         pre = (pts + lower) * scale + offset

@@ -25,7 +25,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import List, Optional, Sequence
 
-from nnocc.training.checkpoint import load_checkpoint
+from nnocc.utils.checkpoints import load_checkpoint
 from nnocc.utils.errors import NnoccError
 
 _DATASET = r"Dataset\d{3}_[A-Za-z0-9_.-]+"

@@ -16,12 +16,11 @@ from typing import Any, Dict, Sequence
 import numpy as np
 import torch
 
-from nnocc.architectures.registry import build_model
+from nnocc.architectures.base import MemoryCalibration
+from nnocc.architectures.registry import architecture_class, build_model
 
-# Fitted by benchmarks/memory_model.py on CPU (peak RSS above the idle process), float32 training.
-BYTES_PER_ACTIVATION = 5.95
-FIXED_OVERHEAD_BYTES = 202e6
-BYTES_PER_PARAMETER = 22.0          # weights, gradients, two Adam moments, allocator slack
+# for an architecture whose peaks were not measured yet: above every calibration measured so far
+DEFAULT_CALIBRATION = MemoryCalibration(16.0, 300e6)
 
 
 @dataclass
@@ -29,10 +28,13 @@ class TrainingFootprint:
     activation_elements: int
     parameters: int
     input_elements: int
+    points: int = 0                    # query points of the whole batch
+    calibration: MemoryCalibration = DEFAULT_CALIBRATION
 
     def estimated_bytes(self) -> float:
-        return (BYTES_PER_ACTIVATION * self.activation_elements + BYTES_PER_PARAMETER * self.parameters
-                + 4.0 * self.input_elements + FIXED_OVERHEAD_BYTES)
+        c = self.calibration
+        return (c.bytes_per_activation * self.activation_elements + c.bytes_per_parameter * self.parameters
+                + 4.0 * self.input_elements + c.bytes_per_point * self.points + c.fixed_overhead_bytes)
 
     def estimated_gb(self) -> float:
         return self.estimated_bytes() / 1024 ** 3
@@ -50,7 +52,7 @@ def _trace(architecture: str, kwargs: Dict[str, Any], patch_size: Sequence[int],
     with torch.device("meta"):
         model = build_model(architecture, kwargs)
         hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
-        model(torch.empty(batch_size, kwargs["in_channels"], *patch_size), torch.empty(batch_size, points_per_patch, 3))
+        model(*model.example_inputs(batch_size, patch_size, points_per_patch))
         for h in hooks:
             h.remove()
     return counted[0], sum(p.numel() for p in model.parameters())
@@ -58,24 +60,28 @@ def _trace(architecture: str, kwargs: Dict[str, Any], patch_size: Sequence[int],
 
 @lru_cache(maxsize=64)
 def _coefficients(architecture: str, kwargs_json: str):
-    """Activations per patch voxel and per query point, and the parameter count.
+    """A constant, activations per patch voxel and per query point, and the parameter count.
 
-    Every layer's output scales with the patch's voxels (encoder) or the number of points
-    (decoder), so two traces at a patch of one stride unit give the exact linear model.
-    """
+    Encoder layers scale with the patch's voxels, decoder layers with the points, and a global
+    encoder's latent grid is fixed, so three traces at small sizes give the exact linear model."""
     kwargs = json.loads(kwargs_json)
-    unit = [int(np.prod([s[a] for s in kwargs["strides"]])) * 2 for a in range(3)]
-    voxels = float(np.prod(unit))
+    with torch.device("meta"):
+        unit = [2 * m for m in build_model(architecture, kwargs).input_multiple()]
+    larger = [2 * u for u in unit]
     base, parameters = _trace(architecture, kwargs, unit, 1, 256)
     more_points, _ = _trace(architecture, kwargs, unit, 1, 512)
+    more_voxels, _ = _trace(architecture, kwargs, larger, 1, 256)
     per_point = (more_points - base) / 256.0
-    return (base - 256 * per_point) / voxels, per_point, parameters
+    per_voxel = (more_voxels - base) / (float(np.prod(larger)) - float(np.prod(unit)))
+    constant = base - per_point * 256 - per_voxel * float(np.prod(unit))
+    return constant, per_voxel, per_point, parameters
 
 
 def training_footprint(architecture: str, kwargs: Dict[str, Any], patch_size: Sequence[int], batch_size: int,
                        points_per_patch: int) -> TrainingFootprint:
-    per_voxel, per_point, parameters = _coefficients(architecture, json.dumps(kwargs, sort_keys=True))
+    constant, per_voxel, per_point, parameters = _coefficients(architecture, json.dumps(kwargs, sort_keys=True))
     voxels = float(np.prod(patch_size))
-    activations = batch_size * (per_voxel * voxels + per_point * points_per_patch)
+    activations = batch_size * (constant + per_voxel * voxels + per_point * points_per_patch)
     inputs = batch_size * (kwargs["in_channels"] * voxels + points_per_patch * 4)
-    return TrainingFootprint(int(activations), parameters, int(inputs))
+    calibration = architecture_class(architecture).memory_calibration or DEFAULT_CALIBRATION
+    return TrainingFootprint(int(activations), parameters, int(inputs), batch_size * points_per_patch, calibration)

@@ -1,16 +1,22 @@
 """The default planner: from a fingerprint and a memory budget to ``nnoccPlans.json``.
 
-The rules, in order (each is a method, so a custom planner overrides only what it changes):
+One configuration per registered architecture that fits the budget (``3d_occ``, ``3d_ossnet``,
+...), sharing one preprocessed copy, and a recommended one.  The rules, in order (each is a
+method, so a custom planner overrides only what it changes):
 
-1. target spacing: nnU-Net's median / anisotropy rule (target_spacing.py);
-2. architecture size: the largest ConvOccNet preset whose training estimate at a reference patch
-   (the median shape, at most 64 voxels per axis) and batch 2 uses at most a quarter of the budget;
-3. patch size: start from the median shape at the target spacing (rounded up to the encoder's
-   stride), then shrink the axis that is longest in millimetres until batch 2 fits in 85 % of
-   the budget;
-4. batch size: grow from 2 while it fits and one batch covers at most 5 % of the dataset's
-   voxels (nnU-Net's rule), at most 16 (seed 000);
-5. query points: 2048 per 64^3 voxels (seed 000), scaled with the patch's surface (volume^2/3);
+1. target spacing: nnU-Net's median / anisotropy rule (target_spacing.py); the same for every
+   configuration, and so are normalisation and resampling (one data identifier);
+2. patch-based architectures: the largest preset whose training estimate at a reference patch (the
+   median shape, at most 64 voxels per axis) and batch 2 uses at most a quarter of the budget; the
+   patch starts from the median shape at the target spacing (rounded up to the encoder's stride)
+   and its longest axis in millimetres shrinks until batch 2 fits in 85 % of the budget;
+3. whole-case architectures: the patch is the median case (rounded up to the input multiple); the
+   largest preset whose batch of 1 fits in 85 % of the budget; if none does, a coarser global input,
+   and if that does not fit either, no plan for it (the plans' notes say which);
+4. batch size: grow while it fits and one batch covers at most 5 % of the dataset's voxels
+   (nnU-Net's rule), at most 16 (seed 000);
+5. query points: 2048 per 64^3 voxels (seed 000), scaled with the patch's surface (volume^2/3),
+   unless the architecture's recipe names its own (OSS-Net: 2^14 per case);
 6. small labels (median volume under an eighth of the patch and within 2x of the smallest label)
    get the donut sampler (seed 000's 2/4/4 random/label/donut mix), half of the query points in a
    boundary band (OSS-Net) and a refinement pass at inference; without small labels the mix is
@@ -18,21 +24,29 @@ The rules, in order (each is a method, so a custom planner overrides only what i
 7. MISE's coarse spacing is the smallest structure's diameter (5th percentile over components):
    such a structure reaches at least near a lattice point, where the uncertainty margin or the
    auxiliary head's hint marks it for refinement (measured on the generated CT: 99.998 % voxel
-   agreement with dense evaluation at 16 % of the queries, benchmarks/readme.md).
+   agreement with dense evaluation at 16 % of the queries, benchmarks/readme.md);
+8. the recommendation: ``3d_occ`` when there are small structures (it samples patches around them
+   and refines them at inference); else ``3d_ossnet`` when the ``3d_occ`` patch covers under a
+   quarter of the median case (context patches cannot see at once), OSS-Net sees the whole case at
+   half resolution and no structure is smaller than two of its 7-voxel neighbourhoods; else
+   ``3d_occ``.  ``nnocc_find_best_configuration`` then decides on cross-validation.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 from importlib.metadata import entry_points
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from nnocc.architectures.registry import architecture_module
+from nnocc.architectures.base import PlanningHints
+from nnocc.architectures.registry import architecture_class, architecture_facts, registered
 from nnocc.fingerprint.fingerprint import DatasetFingerprint, StructureStatistics
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.memory_model import TrainingFootprint, training_footprint
+from nnocc.planning.normalization import plan_normalization
 from nnocc.planning.plans import (
     ArchitecturePlan,
     AugmentationPlan,
@@ -45,21 +59,30 @@ from nnocc.planning.plans import (
     SamplingPlan,
     TrainingPlan,
 )
-from nnocc.planning.target_spacing import target_spacing
-from nnocc.preprocessing.normalization import plan_normalization
-from nnocc.preprocessing.resampling import out_of_plane_axis
+from nnocc.planning.target_spacing import out_of_plane_axis, target_spacing
 from nnocc.utils.errors import NnoccError
 
 REFERENCE_PATCH_VOXELS = 64
 MAX_BATCH = 16
 PATCH_BUDGET_SHARE = 0.85
 PRESET_BUDGET_SHARE = 0.25
+COARSER_GLOBAL_INPUT = 2          # how much coarser a whole-case input gets when the first does not fit
+OSSNET_NEIGHBOURHOOD = 7          # voxels: the raw image OSS-Net's decoder sees around a point
+
+
+@dataclasses.dataclass
+class Sizing:
+    preset: str
+    kwargs: Dict
+    patch: List[int]
+    batch: int
+    points: int
+    footprint: TrainingFootprint
 
 
 class OccupancyPlanner:
     plans_name = "nnoccPlans"
-    configuration_name = "3d_occ"
-    architecture = "convocc"
+    architectures: Optional[Sequence[str]] = None        # None: every registered one
 
     def __init__(self, fingerprint: DatasetFingerprint, description: DatasetDescription,
                  gpu_memory_target_gb: float = 8.0, plans_name: Optional[str] = None):
@@ -72,31 +95,80 @@ class OccupancyPlanner:
 
     # ---- entry point ---------------------------------------------------------------------
     def plan(self) -> Plans:
-        config = self.plan_configuration()
+        spacing = target_spacing(self.fingerprint.spacings, self.fingerprint.cropped_shapes)
+        configurations: Dict[str, ConfigurationPlan] = {}
+        for name in self.architectures or registered():
+            config = self.plan_configuration(name, spacing)
+            if config is not None:
+                configurations[config.name] = config
+        if not configurations:
+            raise NnoccError(f"no architecture fits a {self.budget_gb:g} GB budget; raise --gpu_memory_target")
+        self.share_preprocessing(configurations)
+        recommended, reason = self.recommend(configurations)
         return Plans(dataset_name=self.fingerprint.dataset_name, plans_name=self.plans_name,
                      planner=type(self).__name__, gpu_memory_target_gb=self.budget_gb,
                      has_regions=self.description.has_regions, output_names=self.description.output_names,
-                     label_values=self.description.label_values,
-                     configurations={config.name: config}, notes=self.notes)
+                     label_values=self.description.label_values, configurations=configurations, notes=self.notes,
+                     recommended_configuration=recommended, recommendation_reason=reason)
 
-    def plan_configuration(self) -> ConfigurationPlan:
-        spacing = target_spacing(self.fingerprint.spacings, self.fingerprint.cropped_shapes)
+    def plan_configuration(self, architecture: str, spacing: List[float]) -> Optional[ConfigurationPlan]:
+        cls = architecture_class(architecture)
         median_shape = self.median_shape_at(spacing)
-        preset = self.choose_preset(spacing, median_shape)
-        kwargs = self.architecture_kwargs(preset, spacing)
-        patch, batch, footprint = self.choose_patch_and_batch(kwargs, spacing, median_shape)
-        patch_mm = [p * s for p, s in zip(patch, spacing)]
+        if cls.field_of_view == "case":
+            sizing = self.size_whole_case(architecture, spacing, median_shape)
+        else:
+            sizing = self.size_patch(architecture, spacing, median_shape)
+        if sizing is None:
+            return None
+        hints = cls.planning_hints()
+        patch_mm = [p * s for p, s in zip(sizing.patch, spacing)]
         small = self.small_labels(patch_mm)
-        sampling = self.sampling(patch, patch_mm, spacing, small)
         return ConfigurationPlan(
-            name=self.configuration_name, spacing=spacing, median_shape=[float(m) for m in median_shape],
-            patch_size=patch, patch_size_mm=patch_mm, batch_size=batch, normalization=self.normalization(),
-            resampling=self.resampling(spacing), sampling=sampling, augmentation=self.augmentation(spacing),
-            training=TrainingPlan(), architecture=ArchitecturePlan(self.architecture, kwargs),
-            mise=self.mise(spacing, small),
-            memory=MemoryEstimate(budget_gb=self.budget_gb, estimated_peak_gb=round(footprint.estimated_gb(), 3),
-                                  model_parameters=footprint.parameters,
-                                  notes="CPU-calibrated estimate (benchmarks/memory_model.py); float32 training"))
+            name=cls.configuration_name, spacing=spacing, median_shape=[float(m) for m in median_shape],
+            patch_size=sizing.patch, patch_size_mm=patch_mm, batch_size=sizing.batch,
+            normalization=self.normalization(), resampling=self.resampling(spacing),
+            sampling=self.sampling(sizing.patch, patch_mm, spacing, small, cls.field_of_view, hints, sizing.points),
+            augmentation=self.augmentation(spacing), training=TrainingPlan(**hints.training),
+            architecture=ArchitecturePlan(architecture, sizing.kwargs), mise=self.mise(spacing, small, hints),
+            memory=MemoryEstimate(budget_gb=self.budget_gb, estimated_peak_gb=round(sizing.footprint.estimated_gb(), 3),
+                                  model_parameters=sizing.footprint.parameters,
+                                  notes=f"CPU-calibrated estimate for {architecture} (benchmarks/memory_model.py); "
+                                        f"float32 training"))
+
+    def share_preprocessing(self, configurations: Dict[str, ConfigurationPlan]) -> None:
+        """Configurations with the same preprocessing read one copy; the donut sampler's locations are
+        part of it, so they follow the first configuration's."""
+        owners: List[ConfigurationPlan] = []
+        for config in configurations.values():
+            owner = next((o for o in owners if _same_preprocessing(o, config)), None)
+            if owner is None:
+                suffix = "3d_fullres" if not owners else config.name
+                config.data_identifier = f"{self.plans_name}_{suffix}"
+                owners.append(config)
+            else:
+                config.sampling.donut_labels = list(owner.sampling.donut_labels)
+                config.sampling.donut_margin_mm = owner.sampling.donut_margin_mm
+                config.data_identifier = owner.data_identifier
+
+    def recommend(self, configurations: Dict[str, ConfigurationPlan]) -> Tuple[str, str]:
+        occ, oss = configurations.get("3d_occ"), configurations.get("3d_ossnet")
+        if occ is None or oss is None:
+            only = next(iter(configurations))
+            return only, f"{only} is the only configuration that fits {self.budget_gb:g} GB"
+        coverage = float(np.prod(np.minimum(np.asarray(occ.patch_size) / np.maximum(occ.median_shape, 1), 1.0)))
+        smallest = self.structure_size_mm(self.fingerprint.labels())
+        neighbourhood_mm = OSSNET_NEIGHBOURHOOD * max(oss.spacing)
+        half_resolution = max(oss.architecture.kwargs.get("global_downsampling", [1])) <= 2
+        if occ.mise.refine_labels:
+            return "3d_occ", (f"small structures (labels {occ.mise.refine_labels}, the smallest {smallest:.1f} mm): "
+                              f"3d_occ samples patches around them and refines them at inference (seed 000)")
+        if coverage < 0.25 and half_resolution and smallest >= 2 * neighbourhood_mm:
+            return "3d_ossnet", (f"no small structures (the smallest {smallest:.1f} mm), the 3d_occ patch covers "
+                                 f"{coverage:.0%} of the median case, and 3d_ossnet sees the whole case at half "
+                                 f"resolution within {self.budget_gb:g} GB")
+        return "3d_occ", (f"the 3d_occ patch covers {coverage:.0%} of the median case at full resolution; 3d_ossnet "
+                          f"would add little context (its rule: coverage under 25 %, whole case at half resolution, "
+                          f"no structure under {2 * neighbourhood_mm:.1f} mm)")
 
     # ---- geometry ------------------------------------------------------------------------
     def median_shape_at(self, spacing: Sequence[float]) -> np.ndarray:
@@ -117,49 +189,110 @@ class OccupancyPlanner:
                 for name in self.description.channel_list]
 
     # ---- architecture, patch and batch ---------------------------------------------------
-    def architecture_kwargs(self, preset: str, spacing: Sequence[float]) -> Dict:
-        module = architecture_module(self.architecture)
-        return module.build_kwargs(preset, self.description.num_channels, self.description.num_outputs, spacing)
+    def architecture_kwargs(self, architecture: str, preset: str, spacing: Sequence[float], **extra) -> Dict:
+        return architecture_class(architecture).build_kwargs(preset, self.description.num_channels,
+                                                             self.description.num_outputs, spacing, **extra)
 
-    def _footprint(self, kwargs: Dict, patch: Sequence[int], batch: int):
-        return training_footprint(self.architecture, kwargs, patch, batch, self.points_per_patch(patch))
+    def points_for(self, architecture: str, patch: Sequence[int]) -> int:
+        return architecture_class(architecture).planning_hints().points_per_patch or self.points_per_patch(patch)
 
-    def choose_preset(self, spacing: Sequence[float], median_shape: np.ndarray) -> str:
-        module = architecture_module(self.architecture)
-        chosen = module.PRESET_ORDER[0]
-        for preset in module.PRESET_ORDER:
-            kwargs = self.architecture_kwargs(preset, spacing)
-            stride = module.total_stride(kwargs["strides"])
-            reference = [self._round_to(min(m, REFERENCE_PATCH_VOXELS), s) for m, s in zip(median_shape, stride)]
-            if self._footprint(kwargs, reference, 2).estimated_gb() <= PRESET_BUDGET_SHARE * self.budget_gb:
-                chosen = preset
-        self.notes.append(f"architecture size '{chosen}': the largest preset using at most "
-                          f"{PRESET_BUDGET_SHARE:.0%} of {self.budget_gb:g} GB at the reference patch")
-        return chosen
+    def footprint(self, architecture: str, kwargs: Dict, patch: Sequence[int], batch: int,
+                  points: Optional[int] = None) -> TrainingFootprint:
+        return training_footprint(architecture, kwargs, patch, batch, points or self.points_for(architecture, patch))
 
     @staticmethod
     def _round_to(value: float, multiple: int) -> int:
         return int(max(multiple, math.ceil(value / multiple) * multiple))
 
-    def choose_patch_and_batch(self, kwargs: Dict, spacing: Sequence[float], median_shape: np.ndarray
-                               ) -> Tuple[List[int], int, TrainingFootprint]:
-        stride = architecture_module(self.architecture).total_stride(kwargs["strides"])
-        patch = [self._round_to(m, s) for m, s in zip(median_shape, stride)]
+    def _rounded(self, shape: Union[Sequence[float], np.ndarray], multiple: Sequence[int]) -> List[int]:
+        return [self._round_to(m, s) for m, s in zip(shape, multiple)]
+
+    def size_patch(self, architecture: str, spacing: Sequence[float], median_shape: np.ndarray) -> Optional[Sizing]:
+        preset = self.choose_preset(architecture, spacing, median_shape)
+        kwargs = self.architecture_kwargs(architecture, preset, spacing)
+        patch, batch, footprint = self.choose_patch_and_batch(architecture, kwargs, spacing, median_shape)
+        return Sizing(preset, kwargs, patch, batch, self.points_for(architecture, patch), footprint)
+
+    def choose_preset(self, architecture: str, spacing: Sequence[float], median_shape: np.ndarray) -> str:
+        order = architecture_class(architecture).PRESET_ORDER
+        chosen = order[0]
+        for preset in order:
+            kwargs = self.architecture_kwargs(architecture, preset, spacing)
+            multiple = architecture_facts(architecture, kwargs, [1, 1, 1]).input_multiple
+            reference = self._rounded([min(m, REFERENCE_PATCH_VOXELS) for m in median_shape], multiple)
+            if self.footprint(architecture, kwargs, reference, 2).estimated_gb() <= PRESET_BUDGET_SHARE * self.budget_gb:
+                chosen = preset
+        self.notes.append(f"{architecture} size '{chosen}': the largest preset using at most "
+                          f"{PRESET_BUDGET_SHARE:.0%} of {self.budget_gb:g} GB at the reference patch")
+        return chosen
+
+    def choose_patch_and_batch(self, architecture: str, kwargs: Dict, spacing: Sequence[float],
+                               median_shape: np.ndarray) -> Tuple[List[int], int, TrainingFootprint]:
+        stride = architecture_facts(architecture, kwargs, [1, 1, 1]).input_multiple
+        patch = self._rounded(median_shape, stride)
         budget = PATCH_BUDGET_SHARE * self.budget_gb
-        while self._footprint(kwargs, patch, 2).estimated_gb() > budget:
+        while self.footprint(architecture, kwargs, patch, 2).estimated_gb() > budget:
             extents = [p * s if p > 2 * st else -1 for p, s, st in zip(patch, spacing, stride)]
             axis = int(np.argmax(extents))
             if extents[axis] < 0:
                 raise NnoccError(f"a {self.budget_gb:g} GB budget cannot hold even the smallest patch; "
                                  f"raise --gpu_memory_target")
             patch[axis] -= stride[axis]
+        batch = self.grow_batch(architecture, kwargs, patch, 2, spacing, self.points_for(architecture, patch))
+        return patch, batch, self.footprint(architecture, kwargs, patch, batch)
+
+    def grow_batch(self, architecture: str, kwargs: Dict, patch: Sequence[int], smallest: int,
+                   spacing: Sequence[float], points: int) -> int:
         dataset_voxels = float(np.sum(np.prod(self.fingerprint.cropped_shapes * self.fingerprint.spacings
                                               / np.asarray(spacing), axis=1)))
-        max_by_dataset = max(2, int(0.05 * dataset_voxels / np.prod(patch)))
-        batch = 2
-        while batch < min(MAX_BATCH, max_by_dataset) and self._footprint(kwargs, patch, batch + 1).estimated_gb() <= budget:
+        max_by_dataset = max(smallest, int(0.05 * dataset_voxels / np.prod(patch)))
+        budget = PATCH_BUDGET_SHARE * self.budget_gb
+        batch = smallest
+        while batch < min(MAX_BATCH, max_by_dataset) and \
+                self.footprint(architecture, kwargs, patch, batch + 1, points).estimated_gb() <= budget:
             batch += 1
-        return patch, batch, self._footprint(kwargs, patch, batch)
+        return batch
+
+    def size_whole_case(self, architecture: str, spacing: Sequence[float], median_shape: np.ndarray
+                        ) -> Optional[Sizing]:
+        """The patch is the median case.  The first option that fits a batch of 1, in order: the largest
+        preset at the recipe's query points and the architecture's global resolution; fewer points
+        (halved, down to a quarter: OSS-Net's own table varies them 2^13-2^15 at similar Dice); a
+        coarser global input.  None when nothing fits."""
+        preferred = self.points_for(architecture, [1, 1, 1])
+        options: List[Tuple[Optional[List[int]], int]] = [(None, preferred), (None, preferred // 2), (None, preferred // 4)]
+        default = self.architecture_kwargs(architecture, architecture_class(architecture).PRESET_ORDER[0], spacing)
+        coarser = [d * COARSER_GLOBAL_INPUT for d in default["global_downsampling"]]
+        options += [(coarser, points) for _, points in options]
+        for downsampling, points in options:
+            fitting = self._largest_fitting_preset(architecture, spacing, median_shape, downsampling, points)
+            if fitting is None:
+                continue
+            fitting.batch = self.grow_batch(architecture, fitting.kwargs, fitting.patch, 1, spacing, points)
+            fitting.footprint = self.footprint(architecture, fitting.kwargs, fitting.patch, fitting.batch, points)
+            changes = ([f"{points} query points instead of the recipe's {preferred}"] if points != preferred else []) + \
+                (["a coarser global input than the paper's half resolution"] if downsampling else [])
+            self.notes.append(f"{architecture}: the whole case {fitting.patch}, global input downscaled "
+                              f"{fitting.kwargs['global_downsampling']}, preset '{fitting.preset}'"
+                              + (f"; to fit {self.budget_gb:g} GB: {', '.join(changes)}" if changes else ""))
+            return fitting
+        self.notes.append(f"{architecture}: no plan; the whole median case {self._rounded(median_shape, [1, 1, 1])} "
+                          f"does not fit {self.budget_gb:g} GB even with fewer points and a coarser global input")
+        return None
+
+    def _largest_fitting_preset(self, architecture: str, spacing: Sequence[float], median_shape: np.ndarray,
+                                downsampling: Optional[List[int]], points: int) -> Optional[Sizing]:
+        budget = PATCH_BUDGET_SHARE * self.budget_gb
+        fitting = None
+        for preset in architecture_class(architecture).PRESET_ORDER:
+            kwargs = self.architecture_kwargs(architecture, preset, spacing, global_downsampling=downsampling,
+                                              case_shape=[float(m) for m in median_shape])
+            multiple = architecture_facts(architecture, kwargs, [1, 1, 1]).input_multiple
+            patch = self._rounded(median_shape, multiple)
+            footprint = self.footprint(architecture, kwargs, patch, 1, points)
+            if footprint.estimated_gb() <= budget:
+                fitting = Sizing(preset, kwargs, patch, 1, points, footprint)
+        return fitting
 
     @staticmethod
     def points_per_patch(patch: Sequence[int]) -> int:
@@ -176,12 +309,19 @@ class OccupancyPlanner:
         return [s.label_values[0] for s in labels
                 if s.volume_mm3_median <= 2 * smallest and s.volume_mm3_median < patch_volume / 8]
 
-    def sampling(self, patch: Sequence[int], patch_mm: Sequence[float], spacing: Sequence[float],
-                 small: List[int]) -> SamplingPlan:
-        shares = (0.2, 0.4, 0.4) if small else (2 / 3, 1 / 3, 0.0)
-        return SamplingPlan(random_share=shares[0], label_share=shares[1], donut_share=shares[2], donut_labels=small,
-                            donut_margin_mm=min(patch_mm) / 4, points_per_patch=self.points_per_patch(patch),
-                            boundary_point_share=0.5 if small else 0.25, boundary_band_mm=2 * max(spacing))
+    def sampling(self, patch: Sequence[int], patch_mm: Sequence[float], spacing: Sequence[float], small: List[int],
+                 field_of_view: str = "patch", hints: Optional[PlanningHints] = None,
+                 points: Optional[int] = None) -> SamplingPlan:
+        hints = hints or PlanningHints()
+        shares = (0.2, 0.4, 0.4, 0.0) if small else (2 / 3, 1 / 3, 0.0, 0.0)
+        if field_of_view == "case":
+            shares = (0.0, 0.0, 0.0, 1.0)
+        band = hints.boundary_band_voxels * min(spacing) if hints.boundary_band_voxels else 2 * max(spacing)
+        share = hints.boundary_point_share if hints.boundary_point_share is not None else (0.5 if small else 0.25)
+        return SamplingPlan(random_share=shares[0], label_share=shares[1], donut_share=shares[2], case_share=shares[3],
+                            donut_labels=small, donut_margin_mm=min(patch_mm) / 4,
+                            points_per_patch=points or hints.points_per_patch or self.points_per_patch(patch),
+                            boundary_point_share=share, boundary_band_mm=band)
 
     def augmentation(self, spacing: Sequence[float]) -> AugmentationPlan:
         aug = AugmentationPlan()
@@ -195,12 +335,17 @@ class OccupancyPlanner:
         sizes = [s.component_diameter_p05_mm for s in structures if s.cases_present > 0]
         return float(min(sizes)) if sizes else float("inf")
 
-    def mise(self, spacing: Sequence[float], small: List[int]) -> MisePlan:
+    def mise(self, spacing: Sequence[float], small: List[int], hints: Optional[PlanningHints] = None) -> MisePlan:
+        hints = hints or PlanningHints()
         smallest = self.structure_size_mm(self.fingerprint.labels())
         coarse = smallest if math.isfinite(smallest) else 8 * max(spacing)
         coarse = max(min(spacing), coarse)
         return MisePlan(coarse_spacing_mm=float(coarse), threshold=0.5, uncertainty_margin=0.4,
-                        refine_labels=small)
+                        refine_labels=small, seed_from_aux=hints.seed_mise_from_aux)
+
+
+def _same_preprocessing(a: ConfigurationPlan, b: ConfigurationPlan) -> bool:
+    return a.spacing == b.spacing and a.normalization == b.normalization and a.resampling == b.resampling
 
 
 def find_planner(name: str):

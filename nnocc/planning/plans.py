@@ -47,6 +47,7 @@ class SamplingPlan:
     boundary_point_share: float       # share of points drawn in a band around label boundaries
     boundary_band_mm: float
     soft_point_targets: bool = False
+    case_share: float = 0.0           # centred on the case (a patch that is the whole case, jittered by its slack)
 
 
 @dataclass
@@ -127,6 +128,12 @@ class ConfigurationPlan:
     architecture: ArchitecturePlan
     mise: MisePlan
     memory: MemoryEstimate
+    # configurations with the same spacing, normalisation and resampling share one preprocessed
+    # copy, named by this (nnU-Net's data identifier); empty in plans from before it existed
+    data_identifier: str = ""
+
+    def data_folder_name(self, plans_name: str) -> str:
+        return self.data_identifier or f"{plans_name}_{self.name}"
 
     def preprocessing_key(self) -> str:
         """Changes whenever preprocessed data would differ, so stale cases are redone."""
@@ -146,6 +153,15 @@ class Plans(JsonDataclass):
     label_values: List[int]
     configurations: Dict[str, ConfigurationPlan]
     notes: List[str] = field(default_factory=list)
+    recommended_configuration: str = ""
+    recommendation_reason: str = ""
+
+    def data_folders(self) -> Dict[str, List[str]]:
+        """Preprocessed folder name -> the configurations that read it."""
+        folders: Dict[str, List[str]] = {}
+        for name, config in self.configurations.items():
+            folders.setdefault(config.data_folder_name(self.plans_name), []).append(name)
+        return folders
 
     def configuration(self, name: str) -> ConfigurationPlan:
         if name not in self.configurations:

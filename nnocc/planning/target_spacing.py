@@ -7,11 +7,20 @@ over-interpolated while thin-slice cases keep most of their resolution.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 ANISOTROPY_THRESHOLD = 3.0
+
+
+def out_of_plane_axis(spacing: Sequence[float], target_spacing: Sequence[float]) -> Optional[int]:
+    """The axis to treat apart when the original or the target spacing is strongly anisotropic."""
+    for values in (spacing, target_spacing):
+        candidate = np.asarray(values, dtype=np.float64)
+        if candidate.max() / candidate.min() > ANISOTROPY_THRESHOLD:
+            return int(np.argmax(candidate))
+    return None
 
 
 def target_spacing(spacings: np.ndarray, shapes: np.ndarray) -> List[float]:

@@ -13,13 +13,14 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from nnocc.coordinates import effective_spacing, resampled_shape
+from nnocc.fingerprint.cropping import crop_to_nonzero, nonzero_mask
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.io.images import ImageGeometry
 from nnocc.io.raw_dataset import RawCase, RawDataset, load_case, load_cases_checked
 from nnocc.planning.plans import ConfigurationPlan
-from nnocc.preprocessing.cropping import crop_to_nonzero, nonzero_mask
+from nnocc.planning.target_spacing import out_of_plane_axis
 from nnocc.preprocessing.normalization import normalize_image
-from nnocc.preprocessing.resampling import out_of_plane_axis, resample_image, resample_labels
+from nnocc.preprocessing.resampling import resample_image, resample_labels
 from nnocc.preprocessing.storage import CaseProperties, case_files, case_is_complete, remove_case, save_case
 from nnocc.utils.atomic import atomic_copy, link_or_copy
 
@@ -90,10 +91,6 @@ def preprocess_training_case(job: Tuple[RawCase, DatasetDescription, Configurati
     return case.name
 
 
-def configuration_folder(preprocessed_dataset: Path, plans_name: str, configuration: str) -> Path:
-    return preprocessed_dataset / f"{plans_name}_{configuration}"
-
-
 def staging_folder(out_folder: Path) -> Path:
     return out_folder.with_name(out_folder.name + ".partial")
 
@@ -125,7 +122,7 @@ def run_preprocessing(dataset: RawDataset, config: ConfigurationPlan, out_folder
     jobs = [(c, dataset.description, config, staging) for c in todo]
     try:
         load_cases_checked(preprocess_training_case, jobs, [c.name for c in todo], num_processes,
-                           desc=f"preprocessing {config.name}")
+                           desc=f"preprocessing {out_folder.name}")
     except BaseException:
         logger.error("nothing was changed in %s; finished cases are kept in %s for the next run", out_folder, staging)
         raise

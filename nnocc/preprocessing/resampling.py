@@ -14,17 +14,6 @@ from scipy.ndimage import zoom
 
 from nnocc.planning.plans import ResamplingPlan
 
-ANISOTROPY_THRESHOLD = 3.0
-
-
-def out_of_plane_axis(spacing: Sequence[float], target_spacing: Sequence[float]) -> Optional[int]:
-    """The axis to treat apart when the original or the target spacing is strongly anisotropic."""
-    for values in (spacing, target_spacing):
-        candidate = np.asarray(values, dtype=np.float64)
-        if candidate.max() / candidate.min() > ANISOTROPY_THRESHOLD:
-            return int(np.argmax(candidate))
-    return None
-
 
 def _zoom(array: np.ndarray, new_shape: Sequence[int], order: int) -> np.ndarray:
     if tuple(array.shape) == tuple(new_shape):

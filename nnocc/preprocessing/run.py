@@ -13,8 +13,15 @@ from nnocc.preprocessing.preprocessor import run_preprocessing
 def run_preprocessing_for_plans(paths: DatasetPaths, plans_name: str = "nnoccPlans",
                                 configurations: Optional[Sequence[str]] = None, num_processes: int = 1,
                                 clean: bool = False) -> List[Path]:
+    """One preprocessed copy per data folder: configurations that share spacing and normalisation
+    (the same ``data_identifier``) share it."""
     plans = load_plans(paths, plans_name)
     dataset = RawDataset(paths.raw)
     names = list(configurations) if configurations else list(plans.configurations)
-    return [run_preprocessing(dataset, plans.configuration(name), paths.configuration_data(plans_name, name),
-                              num_processes, clean) for name in names]
+    folders: List[Path] = []
+    for name in names:
+        config = plans.configuration(name)
+        folder = paths.preprocessed_data(config.data_folder_name(plans.plans_name))
+        if folder not in folders:
+            folders.append(run_preprocessing(dataset, config, folder, num_processes, clean))
+    return folders

@@ -1,7 +1,6 @@
-"""Checkpoints hold tensors and plain Python values only, and load with ``weights_only=True``."""
+"""Training's side of checkpoints: RNG state, which checkpoint to resume, encoder weights to start from."""
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -9,6 +8,8 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
+from nnocc.architectures.base import OccupancyArchitecture
+from nnocc.utils.checkpoints import load_checkpoint
 from nnocc.utils.errors import NnoccError
 
 CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth")
@@ -25,23 +26,6 @@ def restore_rng_state(state: Dict[str, Any], numpy_rng: np.random.Generator) -> 
     random.setstate((state["python_version"], tuple(state["python"]), None))
 
 
-def save_checkpoint(path: Path, payload: Dict[str, Any]) -> None:
-    """Written under a temporary name and renamed, so a kill never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, map_location: str = "cpu") -> Dict[str, Any]:
-    if not path.is_file():
-        raise NnoccError(f"{path}: checkpoint not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure to load is a user-facing problem with this file
-        raise NnoccError(f"{path}: cannot be loaded safely ({str(e).splitlines()[0][:200]})") from None
-
-
 def latest_resumable(folder: Path) -> Optional[Path]:
     """The checkpoint to continue from: latest, else best; final means the run already finished."""
     for name in ("checkpoint_latest.pth", "checkpoint_best.pth"):
@@ -50,7 +34,7 @@ def latest_resumable(folder: Path) -> Optional[Path]:
     return None
 
 
-def load_encoder_weights(model: torch.nn.Module, path: Path) -> str:
+def load_encoder_weights(model: OccupancyArchitecture, path: Path) -> str:
     """Load a local encoder checkpoint (nothing is downloaded); returns a one-line report.
 
     Accepts a plain state dict or one nested under 'state_dict' / 'network_weights' / 'model',
@@ -61,7 +45,7 @@ def load_encoder_weights(model: torch.nn.Module, path: Path) -> str:
     for key in ("state_dict", "network_weights", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
-    encoder = model.get_submodule("encoder")
+    encoder = model.pretrained_module()
     own = encoder.state_dict()
     matched = {}
     for name, tensor in state.items():

@@ -17,6 +17,7 @@ from batchgenerators.dataloading.data_loader import SlimDataLoaderBase
 from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
+from nnocc.architectures.registry import architecture_facts
 from nnocc.coordinates import cell_centres
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.plans import ConfigurationPlan
@@ -49,9 +50,10 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         self.description = description
         self.settings = settings
         self.patch_size = list(config.patch_size)
-        stride = config.architecture.kwargs["strides"][0]
-        self.grid_shape = [p // s for p, s in zip(self.patch_size, stride)]
-        self.grid_points = cell_centres(self.grid_shape).reshape(-1, 3)
+        facts = architecture_facts(config.architecture.name, config.architecture.kwargs, self.patch_size)
+        # targets for the auxiliary voxel prediction, at its grid's cell centres (none without one)
+        self.grid_shape = facts.aux_grid_shape
+        self.grid_points = cell_centres(self.grid_shape).reshape(-1, 3) if self.grid_shape else None
         self._cases: Dict[str, PreprocessedCase] = {}
         infos = {}
         for name in cases:
@@ -63,7 +65,7 @@ class OccupancyDataLoader(SlimDataLoaderBase):
     def set_thread_id(self, thread_id: int) -> None:
         self.thread_id = thread_id
         self.rng = np.random.default_rng([self.settings.seed, thread_id])
-        self.sampler = PatchSampler(self._infos, self.config.sampling, self.rng)
+        self.sampler = PatchSampler(self._infos, self.config.sampling, self.rng, self.patch_size)
         self._cases = {}  # blosc2 handles are reopened in each worker process
 
     def _case(self, name: str) -> PreprocessedCase:
@@ -90,11 +92,18 @@ class OccupancyDataLoader(SlimDataLoaderBase):
             band = boundary_band(labels_patch, sampling.boundary_band_mm, props.preprocessed_spacing)
         points = sample_query_points(sampling.points_per_patch, sampling.boundary_point_share, band, self.rng)
         sample = {"data": augment_intensities(image, augmentation, self.rng) if augmentation else image,
-                  "points": points}
+                  "points": points, "placement": self._placement(choice.centre, props.preprocessed_shape)}
         sample.update(self._targets(case, transform, points, "point"))
-        sample.update(self._targets(case, transform, self.grid_points, "grid", soft=False))
-        sample["grid_targets"] = self._grid_layout(sample["grid_targets"])
+        if self.grid_points is not None:
+            sample.update(self._targets(case, transform, self.grid_points, "grid", soft=False))
+            sample["grid_targets"] = self._grid_layout(sample["grid_targets"])
         return sample
+
+    def _placement(self, centre: np.ndarray, case_shape: Sequence[int]) -> np.ndarray:
+        """The patch's first voxel, its size and the case's shape (Placement's row), before augmentation."""
+        size = np.asarray(self.patch_size, dtype=np.float32)
+        start = np.floor(centre - (size - 1) / 2.0 + 0.5)
+        return np.concatenate([start, size, np.asarray(case_shape)]).astype(np.float32)
 
     def _targets(self, case: PreprocessedCase, transform, points: np.ndarray, prefix: str,
                  soft: Optional[bool] = None) -> Dict[str, np.ndarray]:
@@ -115,6 +124,7 @@ class OccupancyDataLoader(SlimDataLoaderBase):
 
     def _grid_layout(self, targets: np.ndarray) -> np.ndarray:
         """(G, [R]) per grid point -> (G0, G1, G2) or (R, G0, G1, G2)."""
+        assert self.grid_shape is not None
         if targets.ndim == 1:
             return targets.reshape(self.grid_shape)
         return np.moveaxis(targets.reshape(*self.grid_shape, -1), -1, 0)

@@ -13,24 +13,20 @@ import torch
 from tqdm import tqdm
 
 import nnocc
+from nnocc.architectures.base import OccupancyArchitecture
 from nnocc.architectures.registry import build_model
-from nnocc.training.checkpoint import (
-    latest_resumable,
-    load_checkpoint,
-    load_encoder_weights,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-)
+from nnocc.training.checkpoint import latest_resumable, load_encoder_weights, restore_rng_state, rng_state
 from nnocc.training.cpu_speed import CpuSpeedProbe, cpu_speed_advice
 from nnocc.training.dataloader import BatchSettings, make_loader
 from nnocc.training.distributed import DistributedContext
 from nnocc.training.losses import LossWeights, OccupancyLoss
+from nnocc.training.optimizers import make_optimizer, set_learning_rate
 from nnocc.training.progress import TrainingHistory, TrainingLogger
 from nnocc.training.run import TrainingRun
 from nnocc.training.steps import learning_rate, pseudo_dice, to_device, train_step, validation_step
 from nnocc.training.validation import final_validation
 from nnocc.utils.atomic import atomic_copy
+from nnocc.utils.checkpoints import load_checkpoint, save_checkpoint
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.json_io import save_json
 from nnocc.utils.memory import memory_peak_mb
@@ -72,22 +68,28 @@ class FoldTrainer:
     def _initial_state(self) -> TrainingState:
         torch.manual_seed(self.run.settings.seed + self.ctx.rank)
         arch = self.run.config.architecture
-        model = build_model(arch.name, arch.kwargs)
+        network = build_model(arch.name, arch.kwargs)
         if self.run.settings.pretrained_weights:
-            self.log.line(load_encoder_weights(model, Path(self.run.settings.pretrained_weights)))
-        model = model.to(self.device)
+            self.log.line(load_encoder_weights(network, Path(self.run.settings.pretrained_weights)))
+        network = network.to(self.device)
+        model: torch.nn.Module = network
         if self.ctx.enabled:
             model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                network, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         t = self.run.training
-        optimizer = torch.optim.AdamW(model.parameters(), lr=t.initial_lr, weight_decay=t.weight_decay)
+        optimizer = make_optimizer(network.parameter_groups(t.initial_lr), t)
         scaler = torch.amp.GradScaler("cuda") if self.amp else None
         return TrainingState(model, optimizer, scaler, np.random.default_rng([self.run.settings.seed, self.ctx.rank]))
 
+    @staticmethod
+    def network_of(model: torch.nn.Module) -> OccupancyArchitecture:
+        network = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        assert isinstance(network, OccupancyArchitecture)
+        return network
+
     @property
-    def network(self) -> torch.nn.Module:
-        model = self.state.model
-        return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    def network(self) -> OccupancyArchitecture:
+        return self.network_of(self.state.model)
 
     # ---- checkpoints -----------------------------------------------------------------------
     def checkpoint_payload(self) -> dict:
@@ -231,8 +233,7 @@ class FoldTrainer:
         while self.state.epoch < t.num_epochs:
             started = time.time()
             lr = learning_rate(t, self.progress())
-            for group in self.state.optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(self.state.optimizer, lr, t.initial_lr)
             train_loss = self.train_epoch(train_loader, started)
             val_loss, dice = self.validate_epoch(val_loader)
             self.state.elapsed_seconds += time.time() - started

@@ -8,17 +8,14 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch.nn import functional as F
 
+from nnocc.architectures.outputs import probabilities
+
 
 @dataclass
 class LossWeights:
     ce: float = 1.0
     dice: float = 1.0
     aux: float = 0.1
-
-
-def probabilities(logits: torch.Tensor, regions: bool) -> torch.Tensor:
-    """Logits (..., K) -> per-class probabilities: sigmoid per region, else softmax."""
-    return torch.sigmoid(logits) if regions else torch.softmax(logits, dim=-1)
 
 
 def _one_hot(targets: torch.Tensor, num_classes: int) -> torch.Tensor:

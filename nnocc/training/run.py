@@ -11,12 +11,11 @@ from nnocc.paths import DatasetPaths
 from nnocc.planning.plans import ConfigurationPlan, Plans, TrainingPlan
 from nnocc.planning.run import load_plans
 from nnocc.preprocessing.storage import list_cases
+from nnocc.training.optimizers import OPTIMIZERS
 from nnocc.training.splits import fold_cases, load_or_create_splits
 from nnocc.training.steps import LR_SCHEDULES
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.serialization import differences, to_dict
-
-OPTIMIZERS = ("adamw",)
 
 
 @dataclass
@@ -105,7 +104,7 @@ def apply_overrides(plan: TrainingPlan, settings: TrainingSettings) -> TrainingP
 def prepare_run(paths: DatasetPaths, configuration: str, settings: TrainingSettings) -> TrainingRun:
     plans = load_plans(paths, settings.plans_name)
     config = plans.configuration(configuration)
-    data_folder = paths.configuration_data(settings.plans_name, configuration)
+    data_folder = paths.preprocessed_data(config.data_folder_name(plans.plans_name))
     cases = list_cases(data_folder) if data_folder.is_dir() else []
     if not cases:
         raise NnoccError(f"{data_folder}: no preprocessed cases; run nnocc_plan_and_preprocess -d {paths.name}")

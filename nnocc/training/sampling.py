@@ -13,7 +13,7 @@ import numpy as np
 
 from nnocc.planning.plans import SamplingPlan
 
-KINDS = ("random", "label", "donut")
+KINDS = ("random", "label", "donut", "case")
 
 
 @dataclass
@@ -31,19 +31,21 @@ class PatchChoice:
 
 
 class PatchSampler:
-    def __init__(self, cases: Dict[str, SamplingInfo], plan: SamplingPlan, rng: np.random.Generator):
+    def __init__(self, cases: Dict[str, SamplingInfo], plan: SamplingPlan, rng: np.random.Generator,
+                 patch_size: Sequence[int] = (0, 0, 0)):
         if not cases:
             raise ValueError("no cases to sample from")
         self.cases = cases
         self.names = sorted(cases)
         self.plan = plan
         self.rng = rng
-        shares = np.array([plan.random_share, plan.label_share, plan.donut_share], dtype=np.float64)
+        self.patch_size = np.asarray(patch_size, dtype=np.float64)
+        shares = np.array([plan.random_share, plan.label_share, plan.donut_share, plan.case_share], dtype=np.float64)
         self.kind_probabilities = shares / shares.sum()
 
     def sample(self) -> PatchChoice:
         name = self.names[self.rng.integers(len(self.names))]
-        kind = KINDS[self.rng.choice(3, p=self.kind_probabilities)]
+        kind = KINDS[self.rng.choice(len(KINDS), p=self.kind_probabilities)]
         info = self.cases[name]
         centre = None
         if kind == "donut":
@@ -56,7 +58,16 @@ class PatchSampler:
                 kind = "random"
         if kind == "random":
             centre = self.rng.uniform(0, 1, size=3) * (np.asarray(info.shape) - 1)
+        if kind == "case":
+            centre = self._case_centre(info)
         return PatchChoice(name, kind, np.asarray(centre, dtype=np.float64))
+
+    def _case_centre(self, info: SamplingInfo) -> np.ndarray:
+        """The case's centre, moved at random within the slack of a case larger than the patch (a
+        whole-case patch then still sees every part of such a case over the epochs)."""
+        shape = np.asarray(info.shape, dtype=np.float64)
+        slack = np.maximum(shape - self.patch_size, 0.0) / 2
+        return (shape - 1) / 2 + self.rng.uniform(-1, 1, size=3) * slack
 
     def _from(self, locations) -> Optional[np.ndarray]:
         if locations is None or len(locations) == 0:

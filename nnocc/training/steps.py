@@ -8,8 +8,10 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 
+from nnocc.architectures.base import Placement
+from nnocc.architectures.outputs import probabilities
 from nnocc.planning.plans import TrainingPlan
-from nnocc.training.losses import OccupancyLoss, probabilities
+from nnocc.training.losses import OccupancyLoss
 from nnocc.utils.errors import NnoccError
 
 LR_SCHEDULES = ("poly", "cosine")
@@ -43,13 +45,20 @@ def autocast(device: torch.device, enabled: bool):
     return nullcontext()
 
 
+def forward_batch(model, batch: Dict[str, torch.Tensor], loss_fn: OccupancyLoss
+                  ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, float]]:
+    """The architecture's forward pass on a loader batch and the loss: (logits, loss, loss parts)."""
+    logits, aux = model(batch["data"], batch["points"], Placement.from_rows(batch["placement"]))
+    loss, parts = loss_fn(logits, batch["point_targets"], aux, batch.get("grid_targets"))
+    return logits, loss, parts
+
+
 def train_step(model, batch: Dict[str, torch.Tensor], loss_fn: OccupancyLoss, optimizer, scaler,
                amp: bool, grad_clip: float) -> Tuple[float, Dict[str, float]]:
     optimizer.zero_grad(set_to_none=True)
     device = batch["data"].device
     with autocast(device, amp):
-        logits, aux = model(batch["data"], batch["points"])
-        loss, parts = loss_fn(logits, batch["point_targets"], aux, batch["grid_targets"])
+        _, loss, parts = forward_batch(model, batch, loss_fn)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -81,8 +90,7 @@ def confusion_counts(logits: torch.Tensor, targets: torch.Tensor, regions: bool,
 def validation_step(model, batch: Dict[str, torch.Tensor], loss_fn: OccupancyLoss, amp: bool, regions: bool,
                     threshold: float) -> Tuple[float, torch.Tensor]:
     with autocast(batch["data"].device, amp):
-        logits, aux = model(batch["data"], batch["points"])
-        loss, _ = loss_fn(logits, batch["point_targets"], aux, batch["grid_targets"])
+        logits, loss, _ = forward_batch(model, batch, loss_fn)
     return float(loss), confusion_counts(logits, batch["point_targets"], regions, threshold)
 
 

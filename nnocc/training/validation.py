@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Dict, Optional
 
-import torch
 from tqdm import tqdm
 
+from nnocc.architectures.base import OccupancyArchitecture
 from nnocc.evaluation.evaluate_folder import evaluate_folder, evaluation_settings
 from nnocc.inference.export import write_prediction
 from nnocc.inference.predictor import InferenceSettings, Predictor
@@ -19,7 +19,7 @@ from nnocc.utils.json_io import save_json
 logger = logging.getLogger(__name__)
 
 
-def final_validation(run: TrainingRun, network: torch.nn.Module, device: str, tta: bool = True,
+def final_validation(run: TrainingRun, network: OccupancyArchitecture, device: str, tta: bool = True,
                      save_probabilities: bool = False) -> Optional[Dict]:
     if not run.val_cases:
         logger.info("fold %s has no validation cases; skipping the final validation", run.settings.fold)

@@ -47,16 +47,6 @@ def test_shapes_of_outputs_and_aux_head():
     assert _model(aux=False)(torch.randn(1, 2, 16, 32, 32), torch.rand(1, 5, 3) - 0.5)[1] is None
 
 
-def test_a_points_output_does_not_depend_on_its_batch():
-    model = _model().eval()
-    with torch.no_grad():
-        features = model.encode(torch.randn(1, 2, 16, 32, 32)).features
-        many = torch.rand(1, 4096, 3) - 0.5
-        together = model.decode(many, features)[0]
-        alone = torch.cat([model.decode(many[:, i:i + 1], features)[0] for i in (0, 17, 4095)])
-    torch.testing.assert_close(alone, together[[0, 17, 4095]], rtol=0, atol=1e-6)
-
-
 def test_registry_errors_are_clear():
     with pytest.raises(NnoccError, match="unknown architecture"):
         build_model("nope", {})

@@ -35,7 +35,7 @@ def test_conversion_and_region_pipeline(data_folders, tmp_path):
     one = tmp_path / "one"
     one.mkdir()
     shutil.copy(converted, one / converted.name)
-    _run(predict.main, ["-i", str(one), "-o", str(tmp_path / "pred"), "-d", "23", "-f", "all", "--disable_tta",
+    _run(predict.main, ["-i", str(one), "-o", str(tmp_path / "pred"), "-d", "23", "-c", "3d_occ", "-f", "all", "--disable_tta",
                         "-npp", "1"])
     labels, geometry = read_image(tmp_path / "pred" / "case_00000.nii.gz")
     assert set(np.unique(labels)) <= {0, 1, 2, 3}

@@ -4,24 +4,47 @@ An "identity" network whose feature grid is the patch itself and whose decoder l
 in it makes the field's exact answer known: the image's trilinear interpolation at the point.  A
 shifted or swapped tile origin, or a wrong blend, shows up as a difference.
 """
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
 
+from nnocc.architectures.base import Encoding, OccupancyArchitecture
 from nnocc.architectures.blocks import lookup_features
-from nnocc.architectures.convocc import EncodedPatch
 from nnocc.inference.field import VolumeField
 from nnocc.inference.tiling import Tiling
 
 
-class IdentityNetwork(torch.nn.Module):
-    aux_head = None
+@dataclass
+class PatchItself(Encoding):
+    patch: torch.Tensor
 
-    def encode(self, patch):
-        return EncodedPatch(patch, None)
 
-    def decode(self, points, features):
-        return lookup_features(features, points)
+class IdentityNetwork(OccupancyArchitecture):
+    """Through the architecture contract: the encoding is the patch, a point's logit its value."""
+    configuration_name = "3d_identity"
+    PRESET_ORDER = ["only"]
+
+    def __init__(self):
+        super().__init__()
+        self.in_channels, self.num_outputs = 1, 1
+
+    @classmethod
+    def build_kwargs(cls, preset, in_channels, num_outputs, spacing):
+        return {}
+
+    def input_multiple(self):
+        return [1, 1, 1]
+
+    def encode(self, image, placement=None):
+        return PatchItself(image)
+
+    def decode(self, points, encoding):
+        return lookup_features(encoding.patch, points)
+
+    def pretrained_module(self):
+        return self
 
 
 def ramp(shape):

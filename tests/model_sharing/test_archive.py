@@ -32,7 +32,7 @@ def _zip_with(path, name, data=b"x", mode=None):
 
 def test_export_then_install_elsewhere_and_predict(trained_folders, tmp_path, monkeypatch):
     make_untrained_model_folder(trained_folders, folds=(0, 1))
-    assert _run(export_model.main, ["-d", "501", "-f", "0", "1", "-o", str(tmp_path / "model.zip")]) == 0
+    assert _run(export_model.main, ["-d", "501", "-c", "3d_occ", "-f", "0", "1", "-o", str(tmp_path / "model.zip")]) == 0
     names = zipfile.ZipFile(tmp_path / "model.zip").namelist()
     assert f"{MODEL}/fold_1/checkpoint_final.pth" in names and f"{MODEL}/plans.json" in names
     monkeypatch.setenv("nnocc_results", str(tmp_path / "elsewhere"))
@@ -46,7 +46,7 @@ def test_export_then_install_elsewhere_and_predict(trained_folders, tmp_path, mo
 def test_dataset_level_instructions_are_not_overwritten_silently(trained_folders, tmp_path, monkeypatch, capsys):
     model_folder = make_untrained_model_folder(trained_folders, folds=(0,))
     (model_folder.parent / "inference_instructions.txt").write_text("from the zip\n")
-    assert _run(export_model.main, ["-d", "501", "-f", "0", "-o", str(tmp_path / "model.zip")]) == 0
+    assert _run(export_model.main, ["-d", "501", "-c", "3d_occ", "-f", "0", "-o", str(tmp_path / "model.zip")]) == 0
     results = tmp_path / "elsewhere"
     mine = results / "Dataset501_SmallCT" / "inference_instructions.txt"
     mine.parent.mkdir(parents=True)

@@ -26,7 +26,7 @@ def test_ct_preprocessing_matches_raw(ct_raw_root, data_folders):
     paths = dataset_paths(501)
     plans = Plans.load(paths.plans_file("nnoccPlans"))
     config = plans.configurations["3d_occ"]
-    folder = paths.configuration_data("nnoccPlans", "3d_occ")
+    folder = paths.preprocessed_data("nnoccPlans_3d_fullres")
     assert list_cases(folder) == [f"case_{i:04d}" for i in range(6)]
     norm = config.normalization[0]
     low, high = (norm.clip_low - norm.mean) / norm.std, (norm.clip_high - norm.mean) / norm.std
@@ -62,7 +62,7 @@ def test_mri_gets_zscore_and_a_different_plan(mri_raw_root, ct_raw_root, data_fo
     assert [n.scheme for n in mri.normalization] == ["zscore", "zscore"]
     assert [n.scheme for n in ct.normalization] == ["ct"]
     assert mri.architecture.kwargs["in_channels"] == 2
-    folder = dataset_paths(502).configuration_data("nnoccPlans", "3d_occ")
+    folder = dataset_paths(502).preprocessed_data("nnoccPlans_3d_fullres")
     image = load_preprocessed_case(folder, "case_0000").image[...]
     assert image.shape[0] == 2
     for channel in image:
@@ -77,7 +77,7 @@ def test_second_run_skips_clean_redoes_and_a_failed_run_keeps_the_previous_data(
                                                                                 monkeypatch):
     copy_dataset(ct_raw_root, data_folders)
     _run(501)
-    folder = dataset_paths(501).configuration_data("nnoccPlans", "3d_occ")
+    folder = dataset_paths(501).preprocessed_data("nnoccPlans_3d_fullres")
     stamp = (folder / "case_0000.b2nd").stat().st_mtime_ns
     _run(501)
     assert (folder / "case_0000.b2nd").stat().st_mtime_ns == stamp
@@ -110,7 +110,7 @@ def test_a_broken_case_found_by_the_workers_changes_nothing(ct_raw_root, data_fo
     copy_dataset(ct_raw_root, data_folders)
     _run(501)
     paths = dataset_paths(501)
-    folder = paths.configuration_data("nnoccPlans", "3d_occ")
+    folder = paths.preprocessed_data("nnoccPlans_3d_fullres")
     before, references = _stamps(folder), _stamps(paths.preprocessed / "gt_segmentations")
     label_file = paths.raw / "labelsTr" / "case_0004.nii.gz"
     labels, geometry = read_image(label_file)

@@ -5,9 +5,10 @@ import torch
 
 from nnocc.architectures.convocc import build_kwargs
 from nnocc.architectures.registry import build_model
-from nnocc.training.checkpoint import load_checkpoint, load_encoder_weights, save_checkpoint
+from nnocc.training.checkpoint import load_encoder_weights
 from nnocc.training.losses import LossWeights, OccupancyLoss
 from nnocc.training.steps import confusion_counts, poly_learning_rate, pseudo_dice
+from nnocc.utils.checkpoints import load_checkpoint, save_checkpoint
 from nnocc.utils.errors import NnoccError
 
 

@@ -105,7 +105,7 @@ def test_phantom_image_augmentation_and_point_labels_agree(tmp_path):
                                            p_noise=0, p_blur=0, p_brightness=0, p_contrast=0)
     plans.save(paths.plans_file("nnoccPlans"))
     run_preprocessing_for_plans(paths)
-    data = paths.configuration_data("nnoccPlans", "3d_occ")
+    data = paths.preprocessed_data("nnoccPlans_3d_fullres")
     loader = OccupancyDataLoader(data, [f"p{i}" for i in range(5)], config, load_dataset_json(paths.dataset_json),
                                  BatchSettings(4, True, 0))
     agree = total = 0

@@ -11,7 +11,7 @@ from nnocc.cli import train as train_cli
 from nnocc.cli.environment import dataset_paths
 from nnocc.planning.plans import Plans
 from nnocc.training import steps
-from nnocc.training.checkpoint import load_checkpoint, save_checkpoint
+from nnocc.utils.checkpoints import load_checkpoint, save_checkpoint
 
 SHORT = ["--epochs", "3", "--iterations_per_epoch", "2", "--validation_iterations", "1", "--quiet"]
 

@@ -1,4 +1,5 @@
-"""Crop a case to the region where any channel is non-zero (nnU-Net's first step)."""
+"""Crop a case to the region where any channel is non-zero (nnU-Net's first step): the fingerprint
+measures the cropped cases, and preprocessing crops them the same way."""
 from __future__ import annotations
 
 from typing import List, Optional, Tuple

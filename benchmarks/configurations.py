@@ -1,0 +1,123 @@
+"""Every planned nnocc configuration against nnU-Net v2, on the same data, budget and machine.
+
+    python -m benchmarks.configurations --budget-minutes 10 [--nnunet-venv PATH] [--device cpu|cuda]
+                                        [--memory-target GB] [--work DIR] [--out FILE]
+
+One generated CT dataset, planned once by nnocc (both configurations, one preprocessed copy) and
+once by nnU-Net at the same memory target; each configuration and nnU-Net train fold 0 for the
+same wall-clock budget and predict the held-back cases.  Reported per tool: training peak memory
+(RSS on the CPU, allocated on CUDA), seconds per iteration, query points per patch or case,
+parameters, inference time and peak memory per case, Dice / Surface Dice / HD95 per class.  For
+``3d_ossnet`` also OSS-Net's seeded MISE against the original (unseeded) one on the same network:
+time, queries and the voxels on which they disagree.  Raw figures go to ``--out`` (JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+from benchmarks.run import agreement, evaluate, inference_stats, machine, prepare_dataset
+from benchmarks.tools import NnoccTool, NnunetTool
+
+HERE = Path(__file__).resolve().parent
+logger = logging.getLogger("benchmarks")
+CONFIGURATIONS = ("3d_occ", "3d_ossnet")
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget-minutes", type=float, required=True, help="training budget per configuration and tool")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--memory-target", type=float, default=None,
+                   help="GB for both tools' planners (default 2 on the CPU, 8 on a GPU)")
+    p.add_argument("--nnunet-venv", default=None, help="nnU-Net's virtual environment (or $NNUNET_VENV)")
+    p.add_argument("--num-train", type=int, default=20)
+    p.add_argument("--num-test", type=int, default=5)
+    p.add_argument("--shape", type=int, nargs=3, default=[40, 120, 120])
+    p.add_argument("--work", type=Path, default=None, help="working folder (default benchmarks/work/configurations)")
+    p.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/...)")
+    p.add_argument("--dataset", default="generated_ct", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def plan_summary(nnocc: NnoccTool) -> Dict:
+    from nnocc.planning.plans import Plans
+
+    plans = Plans.load(nnocc.results.parent / "preprocessed" / nnocc.ws.dataset_name / "nnoccPlans.json")
+    return {"recommended": plans.recommended_configuration, "reason": plans.recommendation_reason,
+            "notes": plans.notes,
+            "configurations": {name: {"patch_size": c.patch_size, "batch_size": c.batch_size,
+                                      "points": c.sampling.points_per_patch, "preset": c.architecture.kwargs["preset"],
+                                      "parameters": c.memory.model_parameters,
+                                      "estimated_peak_gb": c.memory.estimated_peak_gb,
+                                      "data_identifier": c.data_identifier}
+                               for name, c in plans.configurations.items()}}
+
+
+def train_and_predict(tool, ws, name: str) -> Dict:
+    logger.info("%s: train fold 0 for %.1f minutes", name, ws.budget_minutes)
+    figures: Dict = {"train": tool.train().to_dict() | tool.training_figures()}
+    output = ws.root / f"predictions_{name}"
+    shutil.rmtree(output, ignore_errors=True)
+    logger.info("%s: predict %s", name, ws.test_images)
+    predicted = tool.predict(output).to_dict()
+    predicted["seconds_per_case"] = predicted["seconds"] / max(len(list(ws.test_images.glob("*_0000.nii.gz"))), 1)
+    figures["predict"] = predicted
+    figures["evaluation"] = evaluate(ws, output, name)
+    return figures
+
+
+def seeded_against_unseeded(nnocc: NnoccTool, ws) -> Dict:
+    """OSS-Net's encoder-seeded MISE against MISE evaluating its coarse lattice, same network."""
+    out: Dict = {}
+    for mode, flag in (("seeded", "--seed_from_aux"), ("unseeded", "--no_seed_from_aux")):
+        folder = ws.root / f"predictions_ossnet_{mode}"
+        shutil.rmtree(folder, ignore_errors=True)
+        m = nnocc.predict(folder, f"predict_ossnet_{mode}", "--disable_tta", "--no_refinement", flag)
+        out[mode] = {"command": m.command, "seconds": m.seconds, "peak_rss_mb": m.peak_rss_mb} | inference_stats(folder)
+    agree = agreement(ws.root / "predictions_ossnet_seeded", ws.root / "predictions_ossnet_unseeded")
+    out["voxel_disagreement_percent"] = 100.0 * (1.0 - agree)
+    out["speed_up"] = out["unseeded"]["seconds_total"] / max(out["seeded"]["seconds_total"], 1e-9)
+    return out
+
+
+def main(argv=None) -> Path:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    root = (args.work or HERE / "work" / "configurations").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    args.budget_minutes = float(args.budget_minutes)
+    ws = prepare_dataset(args, root)
+    target = args.memory_target or (8.0 if args.device == "cuda" else 2.0)
+    command = " ".join(["python -m benchmarks.configurations", *(argv if argv is not None else sys.argv[1:])])
+    results: Dict = {"date": datetime.date.today().isoformat(), "command": command, "machine": machine(),
+                     "dataset": ws.dataset_name, "device": args.device, "budget_minutes": args.budget_minutes,
+                     "memory_target_gb": target, "tools": {}}
+    tools: List = [NnoccTool(ws, target, sys.executable, c) for c in CONFIGURATIONS]
+    results["nnocc_plan_and_preprocess"] = tools[0].plan_and_preprocess().to_dict()
+    results["nnocc_plans"] = plan_summary(tools[0])
+    for tool in tools:
+        results["tools"][tool.configuration] = train_and_predict(tool, ws, tool.configuration)
+    results["tools"]["3d_ossnet"]["seeded_vs_unseeded_mise"] = seeded_against_unseeded(tools[1], ws)
+    venv = NnunetTool.find(args.nnunet_venv)
+    if venv is not None:
+        nnunet = NnunetTool(ws, venv, target)
+        results["nnunet_plan_and_preprocess"] = nnunet.plan_and_preprocess().to_dict()
+        results["tools"]["nnunet"] = train_and_predict(nnunet, ws, "nnunet")
+    else:
+        results["nnunet_missing"] = "pass --nnunet-venv (python3 -m venv ~/nnunet && ~/nnunet/bin/pip install nnunetv2)"
+    out = args.out or HERE / "results" / f"{results['date']}_configurations_{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
