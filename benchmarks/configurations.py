@@ -43,6 +43,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=None, help="working folder (default benchmarks/work/configurations)")
     p.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/...)")
     p.add_argument("--dataset", default="generated_ct", help=argparse.SUPPRESS)
+    p.add_argument("--memory-only", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="only add the 2^14-point training memory to an earlier run's results (same --work)")
     return p.parse_args(argv)
 
 
@@ -87,6 +89,26 @@ def seeded_against_unseeded(nnocc: NnoccTool, ws) -> Dict:
     return out
 
 
+RECIPE_POINTS = 2 ** 14
+
+
+def memory_at_recipe_points(tools: List[NnoccTool]) -> Dict:
+    """Training memory of each configuration's planned patch and batch at OSS-Net's 2^14 points
+    (the paper's comparison), a few steps in a fresh process, as the memory model is measured."""
+    from benchmarks.training_memory import measure_training_memory
+    from nnocc.planning.plans import Plans
+
+    out = {}
+    for tool in tools:
+        plans_file = tool.results.parent / "preprocessed" / tool.ws.dataset_name / "nnoccPlans.json"
+        config = Plans.load(plans_file).configuration(tool.configuration)
+        out[tool.configuration] = {"points": RECIPE_POINTS, "patch_size": config.patch_size,
+                                   "batch_size": config.batch_size,
+                                   "peak_mb": measure_training_memory(plans_file, tool.configuration, config.patch_size,
+                                                                      tool.ws.device, tool.env, RECIPE_POINTS)}
+    return out
+
+
 def main(argv=None) -> Path:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -100,11 +122,19 @@ def main(argv=None) -> Path:
                      "dataset": ws.dataset_name, "device": args.device, "budget_minutes": args.budget_minutes,
                      "memory_target_gb": target, "tools": {}}
     tools: List = [NnoccTool(ws, target, sys.executable, c) for c in CONFIGURATIONS]
+    if args.memory_only:
+        earlier = json.loads(args.memory_only.read_text())
+        earlier["training_memory_at_recipe_points"] = memory_at_recipe_points(tools)
+        earlier.setdefault("commands", [earlier["command"]]).append(command)
+        args.memory_only.write_text(json.dumps(earlier, indent=2, default=float) + "\n")
+        print(args.memory_only)
+        return args.memory_only
     results["nnocc_plan_and_preprocess"] = tools[0].plan_and_preprocess().to_dict()
     results["nnocc_plans"] = plan_summary(tools[0])
     for tool in tools:
         results["tools"][tool.configuration] = train_and_predict(tool, ws, tool.configuration)
     results["tools"]["3d_ossnet"]["seeded_vs_unseeded_mise"] = seeded_against_unseeded(tools[1], ws)
+    results["training_memory_at_recipe_points"] = memory_at_recipe_points(tools)
     venv = NnunetTool.find(args.nnunet_venv)
     if venv is not None:
         nnunet = NnunetTool(ws, venv, target)

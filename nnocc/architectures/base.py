@@ -120,7 +120,11 @@ class OccupancyArchitecture(nn.Module, ABC):
     @classmethod
     @abstractmethod
     def build_kwargs(cls, preset: str, in_channels: int, num_outputs: int, spacing: Sequence[float]) -> Dict[str, Any]:
-        """The plan's architecture arguments for one preset at the data's target spacing."""
+        """The plan's architecture arguments for one preset at the data's target spacing.
+
+        A whole-case architecture also takes ``case_shape`` (the median case at the target spacing)
+        and ``global_downsampling`` (per axis, None for its own choice), and returns the latter in its
+        arguments: the planner coarsens it when the whole case does not fit the memory target."""
 
     @classmethod
     def planning_hints(cls) -> PlanningHints:

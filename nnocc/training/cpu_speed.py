@@ -31,11 +31,12 @@ def cpu_speed_advice(run: TrainingRun, seconds: float) -> str:
     t = run.training
     epoch_minutes = seconds * t.iterations_per_epoch / 60
     text = (f"training on the CPU: {seconds:.2f} s per iteration (measured); an epoch of {t.iterations_per_epoch} "
-            f"iterations takes about {epoch_minutes:.1f} min, {t.num_epochs} epochs about "
-            f"{epoch_minutes * t.num_epochs / 60:.1f} h")
+            f"iterations takes about {epoch_minutes:.1f} min")
     budget = run.settings.time_budget_minutes
     if budget:
         text += f"; the {budget:g}-minute budget allows about {int(budget * 60 / seconds)} iterations"
+    else:
+        text += f", {t.num_epochs} epochs about {epoch_minutes * t.num_epochs / 60:.1f} h"
     if run.plans.gpu_memory_target_gb > CPU_PLAN_GB:
         cpu_plans = f"{run.plans.plans_name}_{CPU_PLAN_GB:g}GB"
         text += (f". This plan was made for a {run.plans.gpu_memory_target_gb:g} GB GPU; a configuration sized for the "
