@@ -24,10 +24,14 @@ class Lookahead(torch.optim.Optimizer):
         self.inner, self.k, self.alpha = inner, k, alpha
         self.steps = 0
         self.slow: Dict[torch.nn.Parameter, torch.Tensor] = {}
-        # share the inner optimiser's groups, so a schedule that sets group["lr"] reaches it
-        self.param_groups = inner.param_groups
         self.defaults = inner.defaults
         self.state = defaultdict(dict)
+
+    @property
+    def param_groups(self) -> List[Dict[str, Any]]:  # type: ignore[override]
+        """The inner optimiser's groups (also after it loads a state, which replaces them), so that a
+        schedule setting group["lr"] reaches it."""
+        return self.inner.param_groups
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -67,6 +71,7 @@ def make_optimizer(groups: List[Dict[str, Any]], plan: TrainingPlan) -> torch.op
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float, initial_lr: float) -> None:
-    """The schedule's rate for the main group; other groups keep their ratio to it."""
+    """The schedule's rate for the main group; other groups keep their ratio to it.  A group restored
+    from a checkpoint written before groups had their own rates has no ``base_lr``: it had the plan's."""
     for group in optimizer.param_groups:
-        group["lr"] = group["base_lr"] * lr / initial_lr
+        group["lr"] = group.setdefault("base_lr", initial_lr) * lr / initial_lr

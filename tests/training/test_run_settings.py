@@ -28,3 +28,40 @@ def test_overrides_convert_and_the_schedule_is_used():
     assert learning_rate(TrainingPlan(initial_lr=0.01), 0.5) == pytest.approx(0.01 * 0.5 ** 0.9)
     with pytest.raises(NnoccError, match="lr_schedule 'step' is not one of poly, cosine"):
         apply_overrides(TrainingPlan(), TrainingSettings(fold=0, overrides={"lr_schedule": "step"}))
+
+
+def test_groups_keep_their_ratio_and_old_optimizer_states_resume():
+    import torch
+
+    from nnocc.training.optimizers import Lookahead, make_optimizer, set_learning_rate
+
+    fast, slow = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    plan = TrainingPlan(optimizer="lookahead_radam", initial_lr=1e-3)
+    optimizer = make_optimizer([{"params": [slow], "lr": 1e-3}, {"params": [fast], "lr": 1e-2}], plan)
+    assert isinstance(optimizer, Lookahead)
+    set_learning_rate(optimizer, 5e-4, plan.initial_lr)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([5e-4, 5e-3])
+    old = torch.optim.AdamW([slow], lr=1e-3)            # a state saved before groups had base rates
+    state = old.state_dict()
+    adamw = make_optimizer([{"params": [slow], "lr": 1e-3}], TrainingPlan())
+    adamw.load_state_dict(state)
+    set_learning_rate(adamw, 2e-4, 1e-3)
+    assert adamw.param_groups[0]["lr"] == pytest.approx(2e-4)
+
+
+def test_lookahead_schedule_reaches_the_inner_optimiser_after_a_resume():
+    import torch
+
+    from nnocc.training.optimizers import make_optimizer, set_learning_rate
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    plan = TrainingPlan(optimizer="lookahead_radam", initial_lr=1e-3)
+    first = make_optimizer([{"params": [weight], "lr": 1e-3}], plan)
+    for _ in range(6):
+        first.zero_grad()
+        (weight ** 2).sum().backward()
+        first.step()
+    resumed = make_optimizer([{"params": [weight], "lr": 1e-3}], plan)
+    resumed.load_state_dict(first.state_dict())
+    set_learning_rate(resumed, 1e-4, plan.initial_lr)
+    assert resumed.inner.param_groups[0]["lr"] == pytest.approx(1e-4) and resumed.steps == 6
