@@ -45,6 +45,12 @@ def patch_to_grid_sample(patch: torch.Tensor) -> torch.Tensor:
     return torch.flip(patch, dims=(-1,)) * 2.0
 
 
+def patch_start(centre: np.ndarray, patch_size: Sequence[int]) -> np.ndarray:
+    """The first voxel of a patch centred on ``centre`` (preprocessed index), rounding half up on
+    every axis alike, so even and odd sizes centre the same way."""
+    return np.floor(np.asarray(centre, dtype=np.float64) - (np.asarray(patch_size) - 1) / 2.0 + 0.5)
+
+
 def cell_centres(grid_shape: Sequence[int]) -> np.ndarray:
     """Patch coordinates (g0, g1, g2, 3) of the centres of a grid's cells."""
     axes = [(np.arange(g) + 0.5) / g - 0.5 for g in grid_shape]

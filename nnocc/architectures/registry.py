@@ -32,18 +32,14 @@ def registered() -> List[str]:
 @dataclass(frozen=True)
 class ArchitectureFacts:
     """What the loader and the planner need to know of a planned architecture, without weights."""
-    configuration_name: str
-    field_of_view: str
     input_multiple: List[int]
     aux_grid_shape: Optional[List[int]]
-    parameters: int
 
 
 def architecture_facts(name: str, kwargs: Dict[str, Any], patch: Sequence[int]) -> ArchitectureFacts:
     with torch.device("meta"):        # no memory, no initialisation cost
         model = build_model(name, kwargs)
-    return ArchitectureFacts(model.configuration_name, model.field_of_view, model.input_multiple(),
-                             model.aux_grid_shape(patch), sum(p.numel() for p in model.parameters()))
+    return ArchitectureFacts(model.input_multiple(), model.aux_grid_shape(patch))
 
 
 def build_model(name: str, kwargs: Dict[str, Any]) -> OccupancyArchitecture:

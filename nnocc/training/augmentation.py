@@ -28,6 +28,7 @@ from batchgenerators.augmentations.utils import (
 )
 from scipy.ndimage import map_coordinates
 
+from nnocc.coordinates import patch_start
 from nnocc.planning.plans import AugmentationPlan
 
 
@@ -60,7 +61,7 @@ def random_spatial_transform(patch_size: Sequence[int], centre: np.ndarray, spac
     scale = plan is not None and rng.random() < plan.p_scale
     elastic = plan is not None and rng.random() < plan.p_elastic
     if not (rotate or scale or elastic):
-        offset = np.floor(centre - (np.asarray(patch_size) - 1) / 2.0 + 0.5)  # round half up, every axis alike
+        offset = patch_start(centre, patch_size)
         mesh = np.indices(patch_size, dtype=np.float64)
         for axis in flips:
             mesh[axis] = mesh[axis][tuple(slice(None, None, -1) if a == axis else slice(None) for a in range(3))]

@@ -18,7 +18,7 @@ from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAu
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
 from nnocc.architectures.registry import architecture_facts
-from nnocc.coordinates import cell_centres
+from nnocc.coordinates import cell_centres, patch_start
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.plans import ConfigurationPlan
 from nnocc.preprocessing.storage import PreprocessedCase, load_preprocessed_case
@@ -101,9 +101,8 @@ class OccupancyDataLoader(SlimDataLoaderBase):
 
     def _placement(self, centre: np.ndarray, case_shape: Sequence[int]) -> np.ndarray:
         """The patch's first voxel, its size and the case's shape (Placement's row), before augmentation."""
-        size = np.asarray(self.patch_size, dtype=np.float32)
-        start = np.floor(centre - (size - 1) / 2.0 + 0.5)
-        return np.concatenate([start, size, np.asarray(case_shape)]).astype(np.float32)
+        start = patch_start(centre, self.patch_size)
+        return np.concatenate([start, self.patch_size, case_shape]).astype(np.float32)
 
     def _targets(self, case: PreprocessedCase, transform, points: np.ndarray, prefix: str,
                  soft: Optional[bool] = None) -> Dict[str, np.ndarray]:

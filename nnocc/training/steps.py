@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from typing import Dict, Tuple
+from typing import Callable, Dict, Tuple
 
 import numpy as np
 import torch
@@ -12,9 +12,6 @@ from nnocc.architectures.base import Placement
 from nnocc.architectures.outputs import probabilities
 from nnocc.planning.plans import TrainingPlan
 from nnocc.training.losses import OccupancyLoss
-from nnocc.utils.errors import NnoccError
-
-LR_SCHEDULES = ("poly", "cosine")
 
 
 def poly_learning_rate(initial: float, progress: float, exponent: float = 0.9) -> float:
@@ -27,12 +24,15 @@ def cosine_learning_rate(initial: float, progress: float) -> float:
     return initial * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
+LR_SCHEDULES: Dict[str, Callable[[TrainingPlan, float], float]] = {
+    "poly": lambda plan, progress: poly_learning_rate(plan.initial_lr, progress, plan.poly_exponent),
+    "cosine": lambda plan, progress: cosine_learning_rate(plan.initial_lr, progress),
+}
+
+
 def learning_rate(plan: TrainingPlan, progress: float) -> float:
-    if plan.lr_schedule == "poly":
-        return poly_learning_rate(plan.initial_lr, progress, plan.poly_exponent)
-    if plan.lr_schedule == "cosine":
-        return cosine_learning_rate(plan.initial_lr, progress)
-    raise NnoccError(f"lr_schedule {plan.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+    """The plan's schedule (checked when the run is prepared: training.run.check_training_plan)."""
+    return LR_SCHEDULES[plan.lr_schedule](plan, progress)
 
 
 def to_device(batch: Dict[str, np.ndarray], device: torch.device) -> Dict[str, torch.Tensor]:
