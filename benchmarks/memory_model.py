@@ -1,6 +1,6 @@
 """Calibrate and check the planner's memory model against measured peak training memory.
 
-    python -m benchmarks.memory_model [--architecture convocc|ossnet] [--fit] [--device cpu|cuda]
+    python -m benchmarks.memory_model [--architecture convocc|ossnet|sconet] [--fit] [--device cpu|cuda]
         [--out benchmarks/results/memory_model_cpu.json]
 
 Each configuration trains for a few iterations in a fresh process; on the CPU the peak is the
@@ -27,10 +27,15 @@ CONFIGS = {
     "ossnet": [("tiny", [32, 96, 96], 1, 16384), ("tiny", [64, 128, 128], 1, 16384), ("tiny", [64, 128, 128], 1, 4096),
                ("small", [32, 96, 96], 1, 16384), ("small", [64, 128, 128], 1, 8192), ("base", [64, 128, 128], 1, 16384),
                ("base", [64, 160, 160], 2, 8192)],
+    # the case does not matter to a point-cloud encoder (50k cloud points): the grid and the query points do
+    "sconet": [("grid32", [64, 128, 128], 1, 50000), ("grid32", [64, 128, 128], 1, 12500),
+               ("grid32", [64, 128, 128], 2, 25000), ("grid64", [64, 128, 128], 1, 50000),
+               ("grid64", [64, 128, 128], 1, 12500), ("grid64", [64, 128, 128], 2, 50000)],
 }
 
 _CHILD = r"""
 import json, resource, sys, torch
+from nnocc.architectures.base import Placement
 from nnocc.architectures.registry import architecture_class, build_model
 architecture, preset, patch, batch, points, device = json.loads(sys.argv[1])
 torch.set_num_threads(2)
@@ -43,11 +48,15 @@ base = rss_mb()
 kwargs = architecture_class(architecture).build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0])
 model = build_model(architecture, kwargs).to(device)
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
-x = torch.randn(batch, 1, *patch, device=device)
+shape = model.example_inputs(batch, patch, points, torch.device('meta'))[0].shape
+x = torch.randn(shape, device=device)
+if model.cloud_size() is not None:
+    x[..., :3] = torch.rand(*shape[:-1], 3, device=device) - 0.5
 p = torch.rand(batch, points, 3, device=device) - 0.5
+placement = Placement.centred(batch, patch, torch.device(device))
 for _ in range(3):
-    logits, aux = model(x, p)
-    loss = logits.logsumexp(-1).mean() + aux.mean()
+    logits, aux = model(x, p, placement)
+    loss = logits.logsumexp(-1).mean() + (aux.mean() if aux is not None else 0)
     opt.zero_grad(); loss.backward(); opt.step()
 if device == 'cuda':
     peak = torch.cuda.max_memory_allocated() / 2**20

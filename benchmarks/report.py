@@ -123,7 +123,8 @@ def plots(results: Dict, folder: Path) -> List[str]:
     return names
 
 
-MEMORY_MODEL_RESULTS = (("convocc", "memory_model_cpu.json"), ("ossnet", "memory_model_ossnet_cpu.json"))
+MEMORY_MODEL_RESULTS = (("convocc", "memory_model_cpu.json"), ("ossnet", "memory_model_ossnet_cpu.json"),
+                        ("sconet", "memory_model_sconet_cpu.json"))
 
 
 def memory_model_section() -> List[str]:
@@ -244,6 +245,66 @@ def configuration_goals(tools: Dict, seeded: Optional[Dict], at_points: Dict) ->
         [f"| {goal} | {value} | {'met' if met else 'missed'} |" for goal, value, met in rows]
 
 
+def sconet_section() -> List[str]:
+    """3d_sconet against 3d_occ and nnU-Net, with the descriptor ablation (``python -m benchmarks.sconet``)."""
+    found = sorted((HERE / "results").glob("*_sconet_*.json"))
+    if not found:
+        return []
+    data = json.loads(found[-1].read_text())
+    tools = data["tools"]
+    names = list(tools)
+    lines = ["", "## SCONet (3d_sconet): a contour point cloud instead of the image", "",
+             f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
+             f"cores, {data['device']}), {data['dataset']} (generated, {' x '.join(map(str, data['shape']))} voxels), "
+             f"both tools planned for {data['memory_target_gb']:g} GB, {data['budget_minutes']:g} minutes of training "
+             f"each, no test-time mirroring; raw figures in `{found[-1].relative_to(HERE.parent)}`.", "",
+             "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+
+    def row(label, getter, digits=2):
+        values = []
+        for n in names:
+            try:
+                values.append(_fmt(getter(tools[n]), digits))
+            except (KeyError, TypeError):
+                values.append("–")
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+
+    row("parameters (M)", lambda t: t["inference_cost"]["parameters"] / 1e6, 2)
+    row("inference GFLOPs per case", lambda t: t["inference_cost"]["gflops"], 1)
+    row("inference peak memory above model and case (MB)", lambda t: t["inference_cost"]["peak_memory_mb"], 0)
+    row("inference seconds per case", lambda t: t["inference_cost"]["seconds"], 1)
+    row("training seconds per iteration", lambda t: t["train"]["seconds_per_iteration"])
+    row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
+    for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
+        row(f"Dice {cls}", lambda t, c=cls: t["evaluation"][c]["dice"], 3)
+        row(f"SD@1mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@1"], 3)
+        row(f"SD@3mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@3"], 3)
+    ratio = data.get("ratios_to_nnunet", {}).get("3d_sconet")
+    if ratio:
+        met = ratio["peak_memory_mb"] <= 0.2 and ratio["gflops"] <= 0.2
+        lines += ["", f"3d_sconet / nnU-Net per case: memory {_fmt(ratio['peak_memory_mb'], 3)}, GFLOPs "
+                  f"{_fmt(ratio['gflops'], 3)}, parameters {_fmt(ratio['parameters'], 3)} (goal: memory and GFLOPs at "
+                  f"most 0.2; {'met' if met else 'missed'}). The paper: 0.83 / 4.48 GB and 120 / 2,980 GFLOPs per "
+                  f"256 x 256 x 100 volume."]
+    ablation = data.get("descriptor_ablation", {})
+    if ablation:
+        classes = [c for c in ablation["gradient"] if c != "mean"]
+        lines += ["", "The paper's descriptor ablation (its Table 2: none .788, intensity .820, 3D-SURF .867 mean "
+                  "Dice), 3d_sconet at the same budget:", "",
+                  "| descriptor | " + " | ".join(f"Dice {c}" for c in classes) + " | mean Dice | mean SD@1mm |",
+                  "|---|" + "---|" * (len(classes) + 2)]
+        for name, figures in ablation.items():
+            lines.append(f"| {name} | " + " | ".join(_fmt(figures[c]["dice"], 3) for c in classes)
+                         + f" | {_fmt(figures['mean']['dice'], 3)} | {_fmt(figures['mean']['surface_dice@1'], 3)} |")
+    lines += ["", "How to read it: on a CPU, inference memory is the growth of the resident set while one "
+              "preprocessed case is predicted, above the loaded model and case (each tool's preprocessing runs in a "
+              "process of its own, benchmarks/inference_cost.py); GFLOPs are torch's flop counter over the same "
+              "prediction (matrix products and convolutions; the contour extraction is numpy and not counted: its "
+              "seconds are in the nnocc inference statistics). The descriptor is ours (oriented gradient sums over "
+              "an 11^3 neighbourhood, preprocessing/contours.py), not the paper's 3D-SURF binary."]
+    return lines
+
+
 def stitching_section() -> List[str]:
     """Nearest-tile against Gaussian-blended stitching (``python -m benchmarks.stitching``)."""
     path = HERE / "results" / "stitching_cpu.json"
@@ -323,6 +384,7 @@ def write_readme(results: Dict, path: Path) -> None:
         lines += [f"| {r['patch_size']} | {_fmt(r['measured_mb'], 0)} | {_fmt(r['estimated_mb'], 0)} |" for r in rows]
     lines += [""] + [f"![{i}]({i})" for i in images]
     lines += configurations_section()
+    lines += sconet_section()
     lines += memory_model_section()
     lines += stitching_section()
     lines += ["", "## How the comparison is made", "",

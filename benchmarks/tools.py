@@ -43,11 +43,13 @@ class Workspace:
 class NnoccTool:
     name = "nnocc"
 
-    def __init__(self, ws: Workspace, memory_target_gb: float, python: str, configuration: str = "3d_occ"):
+    def __init__(self, ws: Workspace, memory_target_gb: float, python: str, configuration: str = "3d_occ",
+                 plans_name: str = "nnoccPlans"):
         self.ws = ws
         self.memory_target_gb = memory_target_gb
         self.python = python
         self.configuration = configuration
+        self.plans_name = plans_name
         base = ws.root / "nnocc"
         self.env = {"nnocc_raw": str(ws.raw), "nnocc_preprocessed": str(base / "preprocessed"),
                     "nnocc_results": str(base / "results"), "nnocc_n_proc_DA": "2"}
@@ -64,17 +66,18 @@ class NnoccTool:
                         "--gpu_memory_target", self.memory_target_gb, "--clean")
 
     def train(self) -> Measurement:
-        return self.run(f"train_{self.configuration}", "train", self.ws.dataset_id, self.configuration, 0,
-                        "--budget_minutes", self.ws.budget_minutes,
+        return self.run(f"train_{self.plans_name}_{self.configuration}", "train", self.ws.dataset_id,
+                        self.configuration, 0, "-p", self.plans_name, "--budget_minutes", self.ws.budget_minutes,
                         "--epochs", 100000, "--iterations_per_epoch", 50, "--validation_iterations", 5,
                         "--device", self.ws.device, "--val_disable_tta", "--quiet")
 
     def model_folder(self) -> Path:
-        return self.results / self.ws.dataset_name / f"nnoccTrainer__nnoccPlans__{self.configuration}"
+        return self.results / self.ws.dataset_name / f"nnoccTrainer__{self.plans_name}__{self.configuration}"
 
     def predict(self, output: Path, name: str = "predict", *extra) -> Measurement:
         return self.run(name, "predict", "-i", self.ws.test_images, "-o", output, "-d", self.ws.dataset_id,
-                        "-c", self.configuration, "-f", 0, "-device", self.ws.device, "-npp", 1, "-nps", 1, *extra)
+                        "-c", self.configuration, "-p", self.plans_name, "-f", 0, "-device", self.ws.device,
+                        "-npp", 1, "-nps", 1, *extra)
 
     def training_figures(self) -> Dict:
         import torch
@@ -122,10 +125,13 @@ class NnunetTool:
                                   str(self.ws.dataset_id), "3d_fullres", "0", str(self.ws.budget_minutes),
                                   self.ws.device, str(out)])
 
-    def predict(self, output: Path) -> Measurement:
-        return self.run("predict", [str(self.venv / "bin" / "nnUNetv2_predict"), "-i", str(self.ws.test_images),
-                                    "-o", str(output), "-d", str(self.ws.dataset_id), "-c", "3d_fullres", "-f", "0",
-                                    "-device", self.ws.device, "-npp", "1", "-nps", "1"])
+    def predict(self, output: Path, name: str = "predict", *extra) -> Measurement:
+        return self.run(name, [str(self.venv / "bin" / "nnUNetv2_predict"), "-i", str(self.ws.test_images),
+                               "-o", str(output), "-d", str(self.ws.dataset_id), "-c", "3d_fullres", "-f", "0",
+                               "-device", self.ws.device, "-npp", "1", "-nps", "1", *extra])
+
+    def model_folder(self) -> Path:
+        return self.results / self.ws.dataset_name / "nnUNetTrainer__nnUNetPlans__3d_fullres"
 
     def training_figures(self) -> Dict:
         return json.loads((self.ws.root / "nnunet" / "training.json").read_text())

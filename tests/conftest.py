@@ -8,6 +8,7 @@ import torch
 
 from nnocc.dataset_conversion.synthetic import generate_dataset
 from nnocc.paths import DataFolders
+from nnocc.planning.planner import OccupancyPlanner
 
 torch.set_num_threads(2)
 SMALL_SHAPE = (24, 64, 64)
@@ -53,9 +54,15 @@ def copy_dataset(raw_root: Path, folders: DataFolders) -> None:
         shutil.copytree(d, folders.raw / d.name)
 
 
+class ConvOccPlanner(OccupancyPlanner):
+    """Plans 3d_occ alone: the shared fixture's tests run one configuration (test_configurations.py
+    covers several)."""
+    architectures = ("convocc",)
+
+
 @pytest.fixture(scope="session")
 def ct_preprocessed(ct_raw_root, tmp_path_factory) -> DataFolders:
-    """Dataset501 planned for a 1 GB budget (the 'tiny' network) and preprocessed, shared read-only."""
+    """Dataset501 planned for a 1 GB budget (3d_occ, the 'tiny' network) and preprocessed, shared read-only."""
     from nnocc.fingerprint.run import run_fingerprint_extraction
     from nnocc.paths import DatasetPaths
     from nnocc.planning.run import run_planning
@@ -67,7 +74,7 @@ def ct_preprocessed(ct_raw_root, tmp_path_factory) -> DataFolders:
     copy_dataset(ct_raw_root, folders)
     paths = DatasetPaths(folders, "Dataset501_SmallCT")
     run_fingerprint_extraction(paths)
-    run_planning(paths, gpu_memory_target_gb=1.0)
+    run_planning(paths, "tests.conftest:ConvOccPlanner", gpu_memory_target_gb=1.0)
     run_preprocessing_for_plans(paths)
     return folders
 

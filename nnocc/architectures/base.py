@@ -9,6 +9,10 @@ An architecture declares:
 * ``field_of_view``: what its encoder sees.  ``"patch"``: a patch of the plan's patch size
   (training samples patches; inference tiles the case).  ``"case"``: the whole case, which the
   planner makes the patch (a global encoder; inference encodes each case once, as one tile);
+* ``input_kind``: what its encoder reads.  ``"image"``: the patch's normalised intensities.
+  ``"point_cloud"``: the case's contour points with descriptors (seed 002), which preprocessing
+  extracts once per case (the plan's ``point_cloud`` settings) and the loader resamples to
+  ``cloud_size()`` points per step, in patch coordinates;
 * ``build_kwargs(...)``, ``PRESET_ORDER`` and ``planning_hints()``: what the planner writes
   (presets from small to large, the paper's recipe: optimiser, query points, MISE seeding);
 * ``input_multiple()``: what the patch size must be divisible by;
@@ -20,7 +24,8 @@ An architecture declares:
 * ``parameter_groups(lr)``: per-group learning rates for the optimiser;
 * ``example_inputs(...)``: what the memory model traces on the ``meta`` device.
 
-It encodes an image patch (``(B, C, *patch)``, normalised intensities) and where the patch lies
+It encodes an image patch (``(B, C, *patch)``, normalised intensities; or a point cloud
+``(B, N, 3 + F)``, patch coordinates then features) and where the patch lies
 in its case (``Placement``) to an ``Encoding``, opaque to everyone else but movable between
 devices and of known size, and decodes query points in patch coordinates (``[-0.5, 0.5]^3``,
 array order, see coordinates.py) to logits per output.
@@ -37,6 +42,7 @@ from torch import nn
 from nnocc.architectures.blocks import lookup_features
 
 FIELDS_OF_VIEW = ("patch", "case")
+INPUT_KINDS = ("image", "point_cloud")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +53,7 @@ class PlanningHints:
     boundary_point_share: Optional[float] = None      # None: the planner's rule (by small structures)
     boundary_band_voxels: Optional[float] = None      # None: two voxels of the coarsest axis
     seed_mise_from_aux: bool = False                  # start MISE from the auxiliary prediction
+    augmentation: Dict[str, Any] = dataclasses.field(default_factory=dict)   # AugmentationPlan fields
 
 
 @dataclasses.dataclass
@@ -108,6 +115,7 @@ class MemoryCalibration:
 class OccupancyArchitecture(nn.Module, ABC):
     configuration_name: ClassVar[str]
     field_of_view: ClassVar[str] = "patch"
+    input_kind: ClassVar[str] = "image"
     # None until measured: the memory model then uses a conservative default
     memory_calibration: ClassVar[Optional[MemoryCalibration]] = None
     # planning: presets from small to large; the planner takes the largest that fits the budget
@@ -134,10 +142,14 @@ class OccupancyArchitecture(nn.Module, ABC):
     def input_multiple(self) -> List[int]:
         """Each patch axis must be a multiple of this (the encoder's total stride)."""
 
+    def cloud_size(self) -> Optional[int]:
+        """Points per cloud that a point-cloud encoder reads per training step; None for an image encoder."""
+        return None
+
     # ---- the model ----------------------------------------------------------------------------
     @abstractmethod
     def encode(self, image: torch.Tensor, placement: Optional[Placement] = None) -> Encoding:
-        """image (B, C, *patch) -> the encoding the decoder reads."""
+        """image (B, C, *patch), or the point cloud (B, N, 3 + F) -> the encoding the decoder reads."""
 
     @abstractmethod
     def decode(self, points: torch.Tensor, encoding: Encoding) -> torch.Tensor:
@@ -172,7 +184,8 @@ class OccupancyArchitecture(nn.Module, ABC):
 
     def example_inputs(self, batch: int, patch: Sequence[int], points: int,
                        device: Optional[torch.device] = None) -> Tuple[torch.Tensor, torch.Tensor, Placement]:
-        """Inputs of one training forward pass, for the memory model's trace."""
+        """Inputs of one training forward pass (encoder input, query points, placement), for the memory
+        model's trace and the contract test."""
         image = torch.empty(batch, self.in_channels, *patch, device=device)
         query = torch.empty(batch, points, 3, device=device)
         return image, query, Placement.centred(batch, patch, device)

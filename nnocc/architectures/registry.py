@@ -15,6 +15,7 @@ from nnocc.utils.errors import NnoccError
 ARCHITECTURES: Dict[str, str] = {
     "convocc": "nnocc.architectures.convocc:ConvOccNet",       # seed 000, configuration 3d_occ
     "ossnet": "nnocc.architectures.ossnet:OssNet",             # seed 001, configuration 3d_ossnet
+    "sconet": "nnocc.architectures.sconet:SCONet",             # seed 002, configuration 3d_sconet
 }
 
 
@@ -34,12 +35,13 @@ class ArchitectureFacts:
     """What the loader and the planner need to know of a planned architecture, without weights."""
     input_multiple: List[int]
     aux_grid_shape: Optional[List[int]]
+    cloud_size: Optional[int]              # points per step of a point-cloud encoder, else None
 
 
 def architecture_facts(name: str, kwargs: Dict[str, Any], patch: Sequence[int]) -> ArchitectureFacts:
     with torch.device("meta"):        # no memory, no initialisation cost
         model = build_model(name, kwargs)
-    return ArchitectureFacts(model.input_multiple(), model.aux_grid_shape(patch))
+    return ArchitectureFacts(model.input_multiple(), model.aux_grid_shape(patch), model.cloud_size())
 
 
 def build_model(name: str, kwargs: Dict[str, Any]) -> OccupancyArchitecture:

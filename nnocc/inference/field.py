@@ -46,10 +46,11 @@ class EncodedTile:
 class VolumeField:
     def __init__(self, data: torch.Tensor, networks: Sequence[OccupancyArchitecture], tiling: Tiling, regions: bool,
                  mirror_axes: Sequence[int] = (0, 1, 2), tta: bool = True, stitching: str = "nearest",
-                 cache_mb: float = 2048.0, amp: bool = False):
+                 cache_mb: float = 2048.0, amp: bool = False, cloud: Optional[torch.Tensor] = None):
         if stitching not in STITCHING:
             raise ValueError(f"stitching must be one of {STITCHING}, got {stitching!r}")
         self.data = data                      # (C, z, y, x) on the inference device
+        self.cloud = cloud                    # (N, 3 + F) contour points (preprocessed index) and features, or None
         self.networks = list(networks)
         self.tiling = tiling
         self.regions = regions
@@ -99,12 +100,23 @@ class VolumeField:
         encodings = []
         for network in self.networks:
             for flips in self.mirrors:
-                x = torch.flip(patch, [2 + a for a in flips]) if flips else patch
+                x = self._encoder_input(network, patch, flips, start)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
                     encodings.append(network.encode(x, placement))
         self.encoded_tiles += 1
         self.encode_seconds += time.perf_counter() - began
         return EncodedTile(encodings)
+
+    def _encoder_input(self, network: OccupancyArchitecture, patch: torch.Tensor, flips: Tuple[int, ...],
+                       start: Sequence[float]) -> torch.Tensor:
+        """The (mirrored) image patch, or the case's contour cloud in the tile's patch coordinates."""
+        if network.cloud_size() is None:
+            return torch.flip(patch, [2 + a for a in flips]) if flips else patch
+        if self.cloud is None or flips:
+            raise ValueError("a point-cloud encoder needs the case's contour cloud and no mirroring")
+        rows = self.cloud.clone()
+        rows[:, :3] = index_to_patch(rows[:, :3], start, self.tiling.patch)
+        return rows[None]
 
     def tile(self, index: Tuple[int, ...]) -> EncodedTile:
         if index in self.cache:

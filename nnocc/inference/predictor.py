@@ -25,6 +25,8 @@ from nnocc.inference.volume import VolumeSettings, predict_volume
 from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
 from nnocc.io.images import ImageGeometry, read_channels, write_segmentation
 from nnocc.planning.plans import ConfigurationPlan, Plans
+from nnocc.preprocessing.contours import extract_point_cloud
+from nnocc.preprocessing.point_clouds import check_point_cloud_plan
 from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
 from nnocc.utils.checkpoints import load_checkpoint
 from nnocc.utils.errors import NnoccError
@@ -74,6 +76,7 @@ class Predictor:
         self.settings = settings
         self.folds = list(folds)
         self.device = torch.device(settings.device)
+        check_point_cloud_plan(self.config)
 
     @classmethod
     def from_model_folder(cls, model_folder: Union[str, Path], folds: Optional[Sequence[Union[int, str]]] = None,
@@ -146,12 +149,17 @@ class Predictor:
             torch.cuda.reset_peak_memory_stats(self.device)
         started = time.perf_counter()
         data = torch.from_numpy(pre.data).to(self.device)
-        tiling = Tiling.over(pre.properties.preprocessed_shape, self.config.patch_size, self.config.mise.tile_step)
+        cloud = self.point_cloud(pre)
+        shape, patch = pre.properties.preprocessed_shape, self.config.patch_size
+        if cloud is not None:       # a contour cloud covers the whole case, whatever the patch: one tile
+            patch = [max(p, n) for p, n in zip(patch, shape)]
+        tiling = Tiling.over(shape, patch, self.config.mise.tile_step)
         field = VolumeField(data, self.networks, tiling, self.description.has_regions,
                             self.config.augmentation.mirror_axes, self.settings.tta,
                             self.settings.stitching or self.config.mise.stitching,
-                            cache_mb=self.settings.tile_cache_mb)
+                            cache_mb=self.settings.tile_cache_mb, cloud=cloud)
         grid = OutputGrid(output_geometry(pre.properties.geometry, self.settings.output_spacing), pre.properties)
+        seconds_cloud = time.perf_counter() - started
         result = predict_volume(field, grid, self.description.num_outputs, self.volume_settings())
         labels = self.codes_to_labels(result.codes.cpu().numpy())
         probabilities = result.probabilities.cpu().numpy() if result.probabilities is not None else None
@@ -160,10 +168,22 @@ class Predictor:
                  "query_fraction": result.queries / max(result.dense_queries, 1), "rounds": result.rounds,
                  "boxes": result.boxes, "refined_structures": result.refined_structures,
                  "encoded_tiles": field.encoded_tiles, "members": field.num_members,
-                 "seconds_encode": field.encode_seconds, "seconds_mise": total - field.encode_seconds,
+                 "seconds_point_cloud": seconds_cloud, "seconds_encode": field.encode_seconds,
+                 "seconds_mise": total - field.encode_seconds - seconds_cloud,
                  "seconds_total": total, "output_shape": list(grid.geometry.shape),
                  "peak_memory_mb": memory_peak_mb(self.device)}
         return CasePrediction(pre.properties.name, labels, grid.geometry, probabilities, stats)
+
+    def point_cloud(self, pre: PreprocessedImage) -> Optional[torch.Tensor]:
+        """The case's contour cloud for a point-cloud encoder (None for an image encoder): as many points
+        as a training step draws, picked with a fixed seed, so a case always gives the same answer."""
+        if self.config.point_cloud is None:
+            return None
+        rows = extract_point_cloud(pre.data, pre.properties.preprocessed_spacing, self.config.point_cloud,
+                                   pre.properties.name)
+        size = self.networks[0].cloud_size() or len(rows)
+        pick = np.sort(np.random.default_rng(0).choice(len(rows), size, replace=len(rows) < size))
+        return torch.from_numpy(rows[pick]).to(self.device)
 
     def predict_file(self, image_files: Union[str, Path, Sequence[Union[str, Path]]],
                      output_file: Optional[Union[str, Path]] = None) -> CasePrediction:

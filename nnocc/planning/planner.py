@@ -25,11 +25,14 @@ method, so a custom planner overrides only what it changes):
    such a structure reaches at least near a lattice point, where the uncertainty margin or the
    auxiliary head's hint marks it for refinement (measured on the generated CT: 99.998 % voxel
    agreement with dense evaluation at 16 % of the queries, benchmarks/readme.md);
-8. the recommendation: ``3d_occ`` when there are small structures (it samples patches around them
-   and refines them at inference); else ``3d_ossnet`` when the ``3d_occ`` patch covers under a
-   quarter of the median case (context patches cannot see at once), OSS-Net sees the whole case at
-   half resolution and no structure is smaller than two of its 7-voxel neighbourhoods; else
-   ``3d_occ``.  ``nnocc_find_best_configuration`` then decides on cross-validation.
+8. point-cloud architectures (seed 002): Canny thresholds from the foreground's intensity spread,
+   the grid over the extent of 95 % of the cases, no mirroring (the grid keeps where organs lie);
+9. the recommendation: ``3d_occ`` when there are small structures (it samples patches around them
+   and refines them at inference) or its patch covers a quarter of the median case; else (context
+   patches cannot see at once) ``3d_ossnet`` when it sees the whole case at half resolution and no
+   structure is smaller than two of its 7-voxel neighbourhoods; else ``3d_sconet`` when no
+   structure is smaller than two of its grid cells; else ``3d_occ``.
+   ``nnocc_find_best_configuration`` then decides on cross-validation.
 """
 from __future__ import annotations
 
@@ -43,11 +46,13 @@ import numpy as np
 
 from nnocc.architectures.base import PlanningHints
 from nnocc.architectures.registry import architecture_class, architecture_facts, registered
+from nnocc.architectures.sconet import GRID_PADDING
 from nnocc.fingerprint.fingerprint import DatasetFingerprint, StructureStatistics
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.memory_model import TrainingFootprint, training_footprint
 from nnocc.planning.normalization import plan_normalization
 from nnocc.planning.plans import (
+    DESCRIPTOR_CHANNELS,
     ArchitecturePlan,
     AugmentationPlan,
     ChannelNormalization,
@@ -55,6 +60,7 @@ from nnocc.planning.plans import (
     MemoryEstimate,
     MisePlan,
     Plans,
+    PointCloudPlan,
     ResamplingPlan,
     SamplingPlan,
     TrainingPlan,
@@ -68,6 +74,12 @@ PATCH_BUDGET_SHARE = 0.85
 PRESET_BUDGET_SHARE = 0.25
 COARSER_GLOBAL_INPUT = 2          # how much coarser a whole-case input gets when the first does not fit
 OSSNET_NEIGHBOURHOOD = 7          # voxels: the raw image OSS-Net's decoder sees around a point
+# Canny hysteresis thresholds as shares of the foreground intensity spread: the paper's 20 / 50 HU
+# are 0.27 / 0.67 of KiTS's foreground standard deviation (about 75 HU)
+CANNY_THRESHOLD_SHARES = (0.25, 0.65)
+CANNY_MIN_VARIANCE_MM2 = 2.0      # the paper's smoothing (variance 2 mm^2) unless the voxels are coarser
+CASE_EXTENT_PERCENTILE = 95       # a point-cloud grid covers this share of the cases' extents
+SCONET_MIN_CELLS = 2              # a structure should span this many grid cells for 3d_sconet to see it
 
 
 @dataclasses.dataclass
@@ -123,17 +135,19 @@ class OccupancyPlanner:
         hints = cls.planning_hints()
         patch_mm = [p * s for p, s in zip(sizing.patch, spacing)]
         small = self.small_labels(patch_mm)
+        augmentation = dataclasses.replace(self.augmentation(spacing), **hints.augmentation)
         return ConfigurationPlan(
             name=cls.configuration_name, spacing=spacing, median_shape=[float(m) for m in median_shape],
             patch_size=sizing.patch, patch_size_mm=patch_mm, batch_size=sizing.batch,
             normalization=self.normalization(), resampling=self.resampling(spacing),
             sampling=self.sampling(sizing.patch, patch_mm, spacing, small, cls.field_of_view, hints, sizing.points),
-            augmentation=self.augmentation(spacing), training=TrainingPlan(**hints.training),
+            augmentation=augmentation, training=TrainingPlan(**hints.training),
             architecture=ArchitecturePlan(architecture, sizing.kwargs), mise=self.mise(spacing, small, hints),
             memory=MemoryEstimate(budget_gb=self.budget_gb, estimated_peak_gb=round(sizing.footprint.estimated_gb(), 3),
                                   model_parameters=sizing.footprint.parameters,
                                   notes=f"CPU-calibrated estimate for {architecture} (benchmarks/memory_model.py); "
-                                        f"float32 training"))
+                                        f"float32 training"),
+            point_cloud=self.point_cloud(spacing) if cls.input_kind == "point_cloud" else None)
 
     def share_preprocessing(self, configurations: Dict[str, ConfigurationPlan]) -> None:
         """Configurations with the same preprocessing read one copy; the donut sampler's locations are
@@ -151,29 +165,43 @@ class OccupancyPlanner:
                 config.data_identifier = owner.data_identifier
 
     def recommend(self, configurations: Dict[str, ConfigurationPlan]) -> Tuple[str, str]:
-        occ, oss = configurations.get("3d_occ"), configurations.get("3d_ossnet")
-        if occ is None or oss is None:
-            only = next(iter(configurations))
-            return only, f"{only} is the only configuration that fits {self.budget_gb:g} GB"
+        occ = configurations.get("3d_occ")
+        if occ is None:
+            first = next(iter(configurations))
+            return first, f"3d_occ does not fit {self.budget_gb:g} GB; {first} does"
         coverage = float(np.prod(np.minimum(np.asarray(occ.patch_size) / np.maximum(occ.median_shape, 1), 1.0)))
         smallest = self.structure_size_mm(self.fingerprint.labels())
-        neighbourhood_mm = OSSNET_NEIGHBOURHOOD * max(oss.spacing)
-        half_resolution = max(oss.architecture.kwargs.get("global_downsampling", [1])) <= 2
         if occ.mise.refine_labels:
             return "3d_occ", (f"small structures (labels {occ.mise.refine_labels}, the smallest {smallest:.1f} mm): "
                               f"3d_occ samples patches around them and refines them at inference (seed 000)")
-        if coverage < 0.25 and half_resolution and smallest >= 2 * neighbourhood_mm:
+        if coverage >= 0.25:
+            return "3d_occ", (f"the 3d_occ patch covers {coverage:.0%} of the median case at full resolution; a "
+                              f"whole-case configuration would add little context (the rule: coverage under 25 %)")
+        oss, sco = configurations.get("3d_ossnet"), configurations.get("3d_sconet")
+        if oss is not None and max(oss.architecture.kwargs.get("global_downsampling", [1])) <= 2 \
+                and smallest >= 2 * OSSNET_NEIGHBOURHOOD * max(oss.spacing):
             return "3d_ossnet", (f"no small structures (the smallest {smallest:.1f} mm), the 3d_occ patch covers "
                                  f"{coverage:.0%} of the median case, and 3d_ossnet sees the whole case at half "
                                  f"resolution within {self.budget_gb:g} GB")
-        return "3d_occ", (f"the 3d_occ patch covers {coverage:.0%} of the median case at full resolution; 3d_ossnet "
-                          f"would add little context (its rule: coverage under 25 %, whole case at half resolution, "
-                          f"no structure under {2 * neighbourhood_mm:.1f} mm)")
+        if sco is not None and smallest >= SCONET_MIN_CELLS * sconet_cell_mm(sco):
+            return "3d_sconet", (f"no small structures (the smallest {smallest:.1f} mm), the 3d_occ patch covers "
+                                 f"{coverage:.0%} of the median case, 3d_ossnet "
+                                 f"{'does not see the whole case at half resolution' if oss else 'does not fit'}; "
+                                 f"3d_sconet sees it whole through its contours, with {sconet_cell_mm(sco):.1f} mm "
+                                 f"cells, at a fraction of the memory (seed 002)")
+        return "3d_occ", (f"the 3d_occ patch covers {coverage:.0%} of the median case, but no whole-case "
+                          f"configuration resolves the smallest structure ({smallest:.1f} mm) within "
+                          f"{self.budget_gb:g} GB")
 
     # ---- geometry ------------------------------------------------------------------------
     def median_shape_at(self, spacing: Sequence[float]) -> np.ndarray:
         physical = self.fingerprint.cropped_shapes * self.fingerprint.spacings
         return np.median(physical / np.asarray(spacing), axis=0)
+
+    def case_extent_mm(self, spacing: Sequence[float]) -> List[float]:
+        """Per axis, the physical extent that most cases fit in (a larger case's rim shares border cells)."""
+        physical = self.fingerprint.cropped_shapes * self.fingerprint.spacings
+        return [float(e) for e in np.percentile(physical, CASE_EXTENT_PERCENTILE, axis=0)]
 
     def resampling(self, spacing: Sequence[float]) -> ResamplingPlan:
         z_axes = {out_of_plane_axis(c.spacing, spacing) for c in self.fingerprint.cases}
@@ -190,8 +218,11 @@ class OccupancyPlanner:
 
     # ---- architecture, patch and batch ---------------------------------------------------
     def architecture_kwargs(self, architecture: str, preset: str, spacing: Sequence[float], **extra) -> Dict:
-        return architecture_class(architecture).build_kwargs(preset, self.description.num_channels,
-                                                             self.description.num_outputs, spacing, **extra)
+        cls = architecture_class(architecture)
+        if cls.input_kind == "point_cloud":
+            extra.update(point_features=DESCRIPTOR_CHANNELS[self.point_cloud(spacing).descriptor],
+                         grid_extent_mm=self.case_extent_mm(spacing))
+        return cls.build_kwargs(preset, self.description.num_channels, self.description.num_outputs, spacing, **extra)
 
     def points_for(self, architecture: str, patch: Sequence[int]) -> int:
         return architecture_class(architecture).planning_hints().points_per_patch or self.points_per_patch(patch)
@@ -262,8 +293,9 @@ class OccupancyPlanner:
         preferred = self.points_for(architecture, [1, 1, 1])
         options: List[Tuple[Optional[List[int]], int]] = [(None, preferred), (None, preferred // 2), (None, preferred // 4)]
         default = self.architecture_kwargs(architecture, architecture_class(architecture).PRESET_ORDER[0], spacing)
-        coarser = [d * COARSER_GLOBAL_INPUT for d in default["global_downsampling"]]
-        options += [(coarser, points) for _, points in options]
+        if "global_downsampling" in default:      # a point-cloud encoder has no global image to coarsen
+            coarser = [d * COARSER_GLOBAL_INPUT for d in default["global_downsampling"]]
+            options += [(coarser, points) for _, points in options]
         for downsampling, points in options:
             fitting = self._largest_fitting_preset(architecture, spacing, median_shape, downsampling, points)
             if fitting is None:
@@ -272,8 +304,9 @@ class OccupancyPlanner:
             fitting.footprint = self.footprint(architecture, fitting.kwargs, fitting.patch, fitting.batch, points)
             changes = ([f"{points} query points instead of the recipe's {preferred}"] if points != preferred else []) + \
                 (["a coarser global input than the paper's half resolution"] if downsampling else [])
-            self.notes.append(f"{architecture}: the whole case {fitting.patch}, global input downscaled "
-                              f"{fitting.kwargs['global_downsampling']}, preset '{fitting.preset}'"
+            global_input = (f"global input downscaled {fitting.kwargs['global_downsampling']}"
+                            if "global_downsampling" in fitting.kwargs else "a point cloud of its contours")
+            self.notes.append(f"{architecture}: the whole case {fitting.patch}, {global_input}, preset '{fitting.preset}'"
                               + (f"; to fit {self.budget_gb:g} GB: {', '.join(changes)}" if changes else ""))
             return fitting
         self.notes.append(f"{architecture}: no plan; the whole median case {self._rounded(median_shape, [1, 1, 1])} "
@@ -331,6 +364,22 @@ class OccupancyPlanner:
             aug.rotation_deg = [30.0 if a == z_axis else 0.0 for a in range(3)]
         return aug
 
+    def point_cloud(self, spacing: Sequence[float]) -> PointCloudPlan:
+        """Canny's thresholds from the first channel's foreground spread (seed 002's 20 / 50 HU on KiTS-like
+        data), in the preprocessed image's units; its smoothing from the paper, or a voxel if coarser."""
+        normalization = self.normalization()[0]
+        lower, upper = CANNY_THRESHOLD_SHARES
+        variance = max(CANNY_MIN_VARIANCE_MM2, min(spacing) ** 2)
+        if normalization.scheme == "ct":
+            spread = self.fingerprint.intensities[normalization.channel].std
+            assert normalization.std is not None
+            note = (f"{lower * spread:.1f} / {upper * spread:.1f} HU: {lower:g} / {upper:g} of the foreground's "
+                    f"standard deviation ({spread:.1f} HU)")
+            return PointCloudPlan(variance, lower * spread / normalization.std, upper * spread / normalization.std,
+                                  thresholds_note=note)
+        return PointCloudPlan(variance, lower, upper, thresholds_note=f"{lower:g} / {upper:g} of the channel's "
+                                                                      f"standard deviation ({normalization.scheme})")
+
     def structure_size_mm(self, structures: Sequence[StructureStatistics]) -> float:
         sizes = [s.component_diameter_p05_mm for s in structures if s.cases_present > 0]
         return float(min(sizes)) if sizes else float("inf")
@@ -342,6 +391,12 @@ class OccupancyPlanner:
         coarse = max(min(spacing), coarse)
         return MisePlan(coarse_spacing_mm=float(coarse), threshold=0.5, uncertainty_margin=0.4,
                         refine_labels=small, seed_from_aux=hints.seed_mise_from_aux)
+
+
+def sconet_cell_mm(config: ConfigurationPlan) -> float:
+    """The largest cell of a point-cloud grid, in millimetres."""
+    kwargs = config.architecture.kwargs
+    return max(kwargs["grid_extent_mm"]) * (1 + 2 * GRID_PADDING) / kwargs["grid_size"]
 
 
 def _same_preprocessing(a: ConfigurationPlan, b: ConfigurationPlan) -> bool:

@@ -104,6 +104,25 @@ class MisePlan:
     seed_from_aux: bool = False
 
 
+# contour descriptors (preprocessing/contours.py) and the values each gives a point
+DESCRIPTOR_CHANNELS = {"gradient": 48, "intensity": 1, "none": 0}
+
+
+@dataclass
+class PointCloudPlan:
+    """A point-cloud encoder's input (seed 002): 3D Canny contours of the preprocessed case, with a
+    descriptor per contour point (preprocessing/contours.py).  Thresholds are in the preprocessed
+    image's normalised units; ``thresholds_note`` says what they are in raw intensities (HU for CT)."""
+    canny_variance_mm2: float
+    canny_lower: float
+    canny_upper: float
+    descriptor: str = "gradient"       # 'gradient' (48 values) | 'intensity' (1) | 'none'
+    stored_points: int = 200_000       # per case, subsampled beyond (the loader draws from these)
+    affine_sigma: float = 0.1          # training: cloud and queries move by one affine, I + N(0, sigma) ...
+    shift_sigma: float = 0.1           # ... plus a shift N(0, sigma) x the case's largest extent
+    thresholds_note: str = ""
+
+
 @dataclass
 class MemoryEstimate:
     budget_gb: float
@@ -131,9 +150,19 @@ class ConfigurationPlan:
     # configurations with the same spacing, normalisation and resampling share one preprocessed
     # copy, named by this (nnU-Net's data identifier); empty in plans from before it existed
     data_identifier: str = ""
+    point_cloud: Optional[PointCloudPlan] = None      # for an architecture that reads point clouds
 
     def data_folder_name(self, plans_name: str) -> str:
         return self.data_identifier or f"{plans_name}_{self.name}"
+
+    def point_cloud_folder_name(self, plans_name: str) -> str:
+        """Beside the data folder: the clouds belong to one plan's configuration, the images to several."""
+        return f"{plans_name}_{self.name}_point_clouds"
+
+    def point_cloud_key(self) -> str:
+        """Changes whenever the clouds would differ: their images or their extraction settings."""
+        relevant = {"images": self.preprocessing_key(), "point_cloud": to_dict(self.point_cloud)}
+        return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     def preprocessing_key(self) -> str:
         """Changes whenever preprocessed data would differ, so stale cases are redone."""

@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence
 from nnocc.io.raw_dataset import RawDataset
 from nnocc.paths import DatasetPaths
 from nnocc.planning.run import load_plans
+from nnocc.preprocessing.point_clouds import run_point_clouds
 from nnocc.preprocessing.preprocessor import run_preprocessing
 
 
@@ -14,7 +15,8 @@ def run_preprocessing_for_plans(paths: DatasetPaths, plans_name: str = "nnoccPla
                                 configurations: Optional[Sequence[str]] = None, num_processes: int = 1,
                                 clean: bool = False) -> List[Path]:
     """One preprocessed copy per data folder: configurations that share spacing and normalisation
-    (the same ``data_identifier``) share it."""
+    (the same ``data_identifier``) share it.  A configuration whose encoder reads point clouds also
+    gets its contour clouds, beside the data folder."""
     plans = load_plans(paths, plans_name)
     dataset = RawDataset(paths.raw)
     names = list(configurations) if configurations else list(plans.configurations)
@@ -24,4 +26,7 @@ def run_preprocessing_for_plans(paths: DatasetPaths, plans_name: str = "nnoccPla
         folder = paths.preprocessed_data(config.data_folder_name(plans.plans_name))
         if folder not in folders:
             folders.append(run_preprocessing(dataset, config, folder, num_processes, clean))
+        if config.point_cloud is not None:
+            clouds = paths.preprocessed_data(config.point_cloud_folder_name(plans.plans_name))
+            folders.append(run_point_clouds(folder, clouds, config, num_processes, clean))
     return folders

@@ -140,3 +140,19 @@ def augment_intensities(patch: np.ndarray, plan: AugmentationPlan, rng: np.rando
         patch = augment_gamma(patch, tuple(plan.gamma_range), invert_image=False, per_channel=True,
                               retain_stats=True)
     return patch.astype(np.float32, copy=False)
+
+
+def random_joint_affine(patch_mm: Sequence[float], affine_sigma: float, shift_sigma: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Seed 002's augmentation of a point cloud and its query points together: in millimetres about
+    the patch's centre, the matrix I + N(0, affine_sigma) and a shift N(0, shift_sigma x the largest
+    extent).  Returned as a (3, 4) map of patch coordinates: ``p' = A[:, :3] p + A[:, 3]``."""
+    extent = np.asarray(patch_mm, dtype=np.float64)
+    matrix = np.eye(3) + rng.normal(0.0, affine_sigma, size=(3, 3))
+    shift = rng.normal(0.0, shift_sigma * extent.max(), size=3)
+    # patch coordinate = mm / extent: conjugate the millimetre map by the per-axis extent
+    return np.concatenate([matrix * extent[None, :] / extent[:, None], (shift / extent)[:, None]], axis=1)
+
+
+def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return (points @ affine[:, :3].T + affine[:, 3]).astype(points.dtype)

@@ -2,7 +2,9 @@
 
 One sample = a patch centre from the PatchSampler, a random coordinate field (augmentation.py),
 the image patch read through it, query points and aux-grid points labelled from the
-original-resolution labels (points.py), then intensity augmentation.  Workers are
+original-resolution labels (points.py), then intensity augmentation.  A point-cloud encoder
+(seed 002) reads instead a fresh draw from its case's contour cloud, which moves with the labelled
+query points by one random affine (the coordinate field is then the plain crop).  Workers are
 batchgenerators' MultiThreadedAugmenter processes (the command line takes their number from
 ``nnocc_n_proc_DA``, as nnU-Net does).
 """
@@ -18,11 +20,18 @@ from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAu
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
 from nnocc.architectures.registry import architecture_facts
-from nnocc.coordinates import cell_centres, patch_start
+from nnocc.coordinates import cell_centres, index_to_patch, patch_start
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.plans import ConfigurationPlan
+from nnocc.preprocessing.point_clouds import load_point_cloud
 from nnocc.preprocessing.storage import PreprocessedCase, load_preprocessed_case
-from nnocc.training.augmentation import augment_intensities, random_spatial_transform, sample_volume
+from nnocc.training.augmentation import (
+    apply_affine,
+    augment_intensities,
+    random_joint_affine,
+    random_spatial_transform,
+    sample_volume,
+)
 from nnocc.training.points import (
     boundary_band,
     label_points,
@@ -43,9 +52,10 @@ class BatchSettings:
 
 class OccupancyDataLoader(SlimDataLoaderBase):
     def __init__(self, folder: Path, cases: Sequence[str], config: ConfigurationPlan,
-                 description: DatasetDescription, settings: BatchSettings):
+                 description: DatasetDescription, settings: BatchSettings, cloud_folder: Optional[Path] = None):
         super().__init__(None, settings.batch_size, None)
         self.folder = Path(folder)
+        self.cloud_folder = cloud_folder
         self.config = config
         self.description = description
         self.settings = settings
@@ -54,6 +64,9 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         # targets for the auxiliary voxel prediction, at its grid's cell centres (none without one)
         self.grid_shape = facts.aux_grid_shape
         self.grid_points = cell_centres(self.grid_shape).reshape(-1, 3) if self.grid_shape else None
+        self.cloud_size = facts.cloud_size
+        if self.cloud_size and (cloud_folder is None or config.point_cloud is None):
+            raise ValueError(f"{config.name} reads point clouds: it needs their folder and the plan's settings")
         self._cases: Dict[str, PreprocessedCase] = {}
         infos = {}
         for name in cases:
@@ -82,22 +95,41 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         case = self._case(choice.case)
         props = case.properties
         augmentation = self.config.augmentation if self.settings.augment else None
+        # a point cloud moves with its labelled queries (below): its field is the plain crop
+        field_augmentation = None if self.cloud_size else augmentation
         transform = random_spatial_transform(self.patch_size, choice.centre, props.preprocessed_spacing,
-                                             augmentation, self.rng)
-        image = sample_volume(case.image, transform, order=3, fill=0.0)
+                                             field_augmentation, self.rng)
         sampling = self.config.sampling
         band = None
         if sampling.boundary_point_share > 0:
             labels_patch = sample_volume(case.seg, transform, order=0, fill=0.0)
             band = boundary_band(labels_patch, sampling.boundary_band_mm, props.preprocessed_spacing)
         points = sample_query_points(sampling.points_per_patch, sampling.boundary_point_share, band, self.rng)
-        sample = {"data": augment_intensities(image, augmentation, self.rng) if augmentation else image,
-                  "points": points, "placement": self._placement(choice.centre, props.preprocessed_shape)}
+        sample = {"points": points, "placement": self._placement(choice.centre, props.preprocessed_shape)}
         sample.update(self._targets(case, transform, points, "point"))
+        if self.cloud_size:
+            sample["data"] = self._cloud_input(choice.case, choice.centre, sample, self.settings.augment)
+            return sample
+        image = sample_volume(case.image, transform, order=3, fill=0.0)
+        sample["data"] = augment_intensities(image, augmentation, self.rng) if augmentation else image
         if self.grid_points is not None:
             sample.update(self._targets(case, transform, self.grid_points, "grid", soft=False))
             sample["grid_targets"] = self._grid_layout(sample["grid_targets"])
         return sample
+
+    def _cloud_input(self, name: str, centre: np.ndarray, sample: Dict[str, np.ndarray], augment: bool) -> np.ndarray:
+        """A draw of the case's contour cloud (with replacement, as the paper) in patch coordinates;
+        with augmentation, it and the sample's query points move by one random affine."""
+        assert self.cloud_folder is not None and self.cloud_size is not None and self.config.point_cloud is not None
+        cloud = load_point_cloud(self.cloud_folder, name)
+        rows = np.array(cloud[np.sort(self.rng.integers(0, len(cloud), self.cloud_size))], dtype=np.float32)
+        rows[:, :3] = index_to_patch(rows[:, :3], patch_start(centre, self.patch_size).tolist(), self.patch_size)
+        if augment:
+            settings = self.config.point_cloud
+            affine = random_joint_affine(self.config.patch_size_mm, settings.affine_sigma, settings.shift_sigma, self.rng)
+            rows[:, :3] = apply_affine(affine, rows[:, :3])
+            sample["points"] = apply_affine(affine, sample["points"])
+        return rows
 
     def _placement(self, centre: np.ndarray, case_shape: Sequence[int]) -> np.ndarray:
         """The patch's first voxel, its size and the case's shape (Placement's row), before augmentation."""
@@ -130,9 +162,9 @@ class OccupancyDataLoader(SlimDataLoaderBase):
 
 
 def make_loader(folder: Path, cases: Sequence[str], config: ConfigurationPlan, description: DatasetDescription,
-                settings: BatchSettings, num_workers: int):
+                settings: BatchSettings, num_workers: int, cloud_folder: Optional[Path] = None):
     """Single-threaded with 0 workers (tests, debugging), else batchgenerators' background workers."""
-    loader = OccupancyDataLoader(folder, cases, config, description, settings)
+    loader = OccupancyDataLoader(folder, cases, config, description, settings, cloud_folder)
     if num_workers <= 0:
         return SingleThreadedAugmenter(loader, None)
     seeds = [settings.seed * 1000 + i for i in range(num_workers)]

@@ -145,10 +145,11 @@ class FoldTrainer:
         seed = r.settings.seed + 7919 * self.state.epoch + 104729 * ctx.rank
         batch = ctx.local_batch_size(r.config.batch_size)
         train = make_loader(r.data_folder, r.train_cases, r.config, r.description,
-                            BatchSettings(batch, True, seed), r.settings.num_workers)
+                            BatchSettings(batch, True, seed), r.settings.num_workers, r.cloud_folder)
         val_cases = r.val_cases or r.train_cases
         val = make_loader(r.data_folder, val_cases, r.config, r.description,
-                          BatchSettings(batch, False, r.settings.seed + 1), max(0, min(1, r.settings.num_workers)))
+                          BatchSettings(batch, False, r.settings.seed + 1), max(0, min(1, r.settings.num_workers)),
+                          r.cloud_folder)
         return train, val
 
     def train(self) -> Path:

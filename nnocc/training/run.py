@@ -10,6 +10,7 @@ from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
 from nnocc.paths import DatasetPaths
 from nnocc.planning.plans import ConfigurationPlan, Plans, TrainingPlan
 from nnocc.planning.run import load_plans
+from nnocc.preprocessing.point_clouds import check_point_cloud_plan, check_point_clouds
 from nnocc.preprocessing.storage import list_cases
 from nnocc.training.optimizers import OPTIMIZERS
 from nnocc.training.splits import fold_cases, load_or_create_splits
@@ -52,6 +53,7 @@ class TrainingRun:
     output_folder: Path
     train_cases: List[str]
     val_cases: List[str]
+    cloud_folder: Optional[Path] = None       # contour clouds, for a point-cloud encoder
 
     @property
     def regions(self) -> bool:
@@ -113,8 +115,14 @@ def prepare_run(paths: DatasetPaths, configuration: str, settings: TrainingSetti
     fold_name = f"fold_{settings.fold}"
     output = paths.model_folder(configuration, settings.plans_name, settings.trainer_name) / fold_name
     check_same_plans(output.parent / "plans.json", plans, configuration)
+    check_point_cloud_plan(config)
+    cloud_folder = None
+    if config.point_cloud is not None:
+        cloud_folder = paths.preprocessed_data(config.point_cloud_folder_name(plans.plans_name))
+        check_point_clouds(cloud_folder, config, cases)
     return TrainingRun(paths, plans, config, load_dataset_json(paths.dataset_json),
-                       apply_overrides(config.training, settings), settings, data_folder, output, train, val)
+                       apply_overrides(config.training, settings), settings, data_folder, output, train, val,
+                       cloud_folder)
 
 
 def check_same_plans(existing_file: Path, plans: Plans, configuration: str) -> None:

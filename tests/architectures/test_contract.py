@@ -12,7 +12,7 @@ from nnocc.cli.environment import dataset_paths
 from nnocc.inference.predictor import InferenceSettings, Predictor
 from nnocc.io.dataset_json import load_dataset_json
 from nnocc.planning.memory_model import training_footprint
-from nnocc.planning.plans import ArchitecturePlan, Plans, TrainingPlan
+from nnocc.planning.plans import ArchitecturePlan, Plans, PointCloudPlan, TrainingPlan
 from nnocc.training.losses import LossWeights, OccupancyLoss
 from nnocc.training.optimizers import make_optimizer
 from nnocc.training.steps import train_step
@@ -30,6 +30,21 @@ def _small(name: str, seed: int = 0):
     model = build_model(name, kwargs)
     patch = [m * max(2, -(-16 // m)) for m in model.input_multiple()]
     return model, kwargs, patch
+
+
+def _encoder_input(model, batch: int, patch):
+    """Random values shaped as what the encoder reads: an image patch, or a point cloud (patch
+    coordinates within the patch, then features)."""
+    shape = model.example_inputs(batch, patch, 1, torch.device("meta"))[0].shape
+    if model.cloud_size() is None:
+        return torch.randn(shape)
+    cloud = torch.randn(shape)
+    cloud[..., :3] = torch.rand(*shape[:-1], 3) - 0.5
+    return cloud
+
+
+def _encode(model, patch):
+    return model.encode(_encoder_input(model, 1, patch), Placement.centred(1, patch))
 
 
 @pytest.fixture(params=registered())
@@ -54,19 +69,19 @@ def test_traces_on_the_meta_device(architecture):
 
 def test_output_shapes_and_auxiliary_grid(architecture):
     model, _, patch = _small(architecture)
-    logits, aux = model(torch.randn(2, 1, *patch), torch.rand(2, 100, 3) - 0.5, Placement.centred(2, patch))
+    logits, aux = model(_encoder_input(model, 2, patch), torch.rand(2, 100, 3) - 0.5, Placement.centred(2, patch))
     assert logits.shape == (2, 100, OUTPUTS)
     grid = model.aux_grid_shape(patch)
     assert (aux is None) == (grid is None)
     if grid is not None:
         assert aux.shape == (2, OUTPUTS, *grid)
-        encoding = model.encode(torch.randn(1, 1, *patch))
+        encoding = _encode(model, patch)
         assert model.auxiliary_at(torch.rand(1, 7, 3) - 0.5, encoding).shape == (1, 7, OUTPUTS)
 
 
 def test_encoding_moves_and_knows_its_size(architecture):
     model, _, patch = _small(architecture)
-    encoding = model.encode(torch.randn(1, 1, *patch))
+    encoding = _encode(model, patch)
     assert isinstance(encoding, Encoding) and encoding.nbytes() > 0
     moved = encoding.to(torch.device("cpu"), torch.float64)
     assert all(t.dtype == torch.float64 for t in moved.tensors() if t.is_floating_point())
@@ -76,7 +91,7 @@ def test_a_points_answer_does_not_depend_on_the_other_points(architecture):
     model, _, patch = _small(architecture)
     model.eval()
     with torch.no_grad():
-        encoding = model.encode(torch.randn(1, 1, *patch))
+        encoding = _encode(model, patch)
         many = torch.rand(1, 2048, 3) - 0.5
         together = model.decode(many, encoding)[0]
         alone = torch.cat([model.decode(many[:, i:i + 1], encoding)[0] for i in (0, 17, 2047)])
@@ -90,9 +105,9 @@ def test_checkpoint_round_trip_is_safe_and_exact(architecture, tmp_path):
     again = build_model(architecture, kwargs)
     again.load_state_dict(load_checkpoint(tmp_path / "checkpoint_final.pth")["network_weights"])   # weights_only
     again.eval()
-    image, points = torch.randn(1, 1, *patch), torch.rand(1, 64, 3) - 0.5
+    image, points, placement = _encoder_input(model, 1, patch), torch.rand(1, 64, 3) - 0.5, Placement.centred(1, patch)
     with torch.no_grad():
-        torch.testing.assert_close(again(image, points)[0], model(image, points)[0], rtol=0, atol=0)
+        torch.testing.assert_close(again(image, points, placement)[0], model(image, points, placement)[0], rtol=0, atol=0)
 
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss(architecture):
@@ -101,7 +116,7 @@ def test_a_few_steps_on_a_fixed_batch_lower_the_loss(architecture):
     plan = TrainingPlan(**{**hints.training, "initial_lr": 3e-3})
     optimizer = make_optimizer(model.parameter_groups(plan.initial_lr), plan)
     torch.manual_seed(0)
-    image = torch.randn(2, 1, *patch)
+    image = _encoder_input(model, 2, patch)
     points = torch.rand(2, 256, 3) - 0.5
     targets = (points[..., 0] > 0).long() + (points[..., 1] > 0.2).long()      # a pattern to learn
     batch = {"data": image, "points": points, "point_targets": targets,
@@ -123,8 +138,11 @@ def test_one_volume_through_the_inference_field_keeps_the_geometry(architecture,
     name = network.configuration_name
     template = next(iter(plans.configurations.values()))
     kwargs = {**kwargs, "num_outputs": len(plans.output_names), "in_channels": 1}
+    clouds = network.cloud_size() is not None          # its plan: contour settings, no mirroring
     plans.configurations[name] = dataclasses.replace(
-        template, name=name, patch_size=patch, architecture=ArchitecturePlan(architecture, kwargs))
+        template, name=name, patch_size=patch, architecture=ArchitecturePlan(architecture, kwargs),
+        point_cloud=PointCloudPlan(2.0, 0.25, 0.65) if clouds else None,
+        augmentation=dataclasses.replace(template.augmentation, mirror_axes=[] if clouds else [0, 1, 2]))
     network = build_model(architecture, kwargs).eval()
     predictor = Predictor(plans, name, load_dataset_json(paths.dataset_json), [network],
                           InferenceSettings(tta=False))

@@ -83,3 +83,31 @@ def test_planner_found_by_name_or_import_path():
     assert find_planner("tests.planning.test_planner:HalfBatchPlanner") is HalfBatchPlanner
     with pytest.raises(NnoccError, match="unknown planner"):
         find_planner("NoSuchPlanner")
+
+
+def test_sconet_plan_has_contour_settings_from_the_fingerprint_and_no_mirroring():
+    fingerprint = kits_like_fingerprint()
+    sco = OccupancyPlanner(fingerprint, parse_dataset_json(KITS_JSON, "dataset.json"), 8).plan().configurations["3d_sconet"]
+    assert sco.point_cloud is not None and sco.point_cloud.descriptor == "gradient"
+    # 0.25 / 0.65 of the foreground's 70 HU, in the z-scored units the preprocessed image holds (std 70 HU)
+    assert sco.point_cloud.thresholds_note.startswith("17.5 / 45.5 HU")
+    assert (sco.point_cloud.canny_lower, sco.point_cloud.canny_upper) == pytest.approx((0.25, 0.65))
+    assert sco.point_cloud.canny_variance_mm2 >= 2.0 and sco.augmentation.mirror_axes == []
+    assert sco.sampling.case_share == 1.0 and sco.batch_size >= 1
+    kwargs = sco.architecture.kwargs
+    assert kwargs["point_features"] == 48 and kwargs["cloud_points"] == 50000
+    extents = np.percentile(fingerprint.cropped_shapes * fingerprint.spacings, 95, axis=0)
+    assert kwargs["grid_extent_mm"] == pytest.approx(extents.tolist(), abs=0.1)
+
+
+def test_sconet_is_recommended_for_large_structures_over_a_field_of_view_others_cannot_see():
+    fingerprint = kits_like_fingerprint()
+    fingerprint.structures = [_structure("liver", 1, 1.5e6, 140.0)]
+    dataset = {**KITS_JSON, "labels": {"background": 0, "liver": 1}}
+    dataset.pop("regions_class_order")
+    plans = OccupancyPlanner(fingerprint, parse_dataset_json(dataset, "dataset.json"), 2).plan()
+    # 2 GB: 3d_occ's patch is a small part of a 400 x 512 x 512 case; 3d_ossnet sees it only coarser than half
+    assert plans.recommended_configuration == "3d_sconet", plans.recommendation_reason
+    assert "mm cells" in plans.recommendation_reason and "3d_ossnet does not" in plans.recommendation_reason
+    larger = OccupancyPlanner(fingerprint, parse_dataset_json(dataset, "dataset.json"), 4).plan()
+    assert larger.recommended_configuration == "3d_ossnet", larger.recommendation_reason      # half resolution fits

@@ -57,12 +57,12 @@ def test_mri_gets_zscore_and_a_different_plan(mri_raw_root, ct_raw_root, data_fo
     copy_dataset(ct_raw_root, data_folders)
     _run(502)
     _run(501)
-    for dataset in (501, 502):   # the default 8 GB target: both configurations, one preprocessed copy
+    for dataset in (501, 502):   # the default 8 GB target: every configuration, one preprocessed copy
         plans = Plans.load(dataset_paths(dataset).plans_file("nnoccPlans"))
-        assert plans.data_folders() == {"nnoccPlans_3d_fullres": ["3d_occ", "3d_ossnet"]}
+        assert plans.data_folders() == {"nnoccPlans_3d_fullres": ["3d_occ", "3d_ossnet", "3d_sconet"]}
         assert plans.recommended_configuration and plans.recommendation_reason
         assert sorted(p.name for p in dataset_paths(dataset).preprocessed.iterdir() if p.is_dir()) == \
-            ["gt_segmentations", "nnoccPlans_3d_fullres"]
+            ["gt_segmentations", "nnoccPlans_3d_fullres", "nnoccPlans_3d_sconet_point_clouds"]
         assert plans.configurations["3d_ossnet"].architecture.kwargs["in_channels"] == (2 if dataset == 502 else 1)
     mri = Plans.load(dataset_paths(502).plans_file("nnoccPlans")).configurations["3d_occ"]
     ct = Plans.load(dataset_paths(501).plans_file("nnoccPlans")).configurations["3d_occ"]

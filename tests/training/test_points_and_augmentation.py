@@ -6,7 +6,7 @@ import pytest
 from nnocc.io.images import ImageGeometry, write_image, write_segmentation
 from nnocc.paths import DataFolders, DatasetPaths
 from nnocc.planning.plans import AugmentationPlan
-from nnocc.training.augmentation import random_spatial_transform, sample_volume
+from nnocc.training.augmentation import apply_affine, random_joint_affine, random_spatial_transform, sample_volume
 from nnocc.training.points import boundary_band, label_points, sample_query_points, soft_label_points
 from nnocc.utils.json_io import save_json
 
@@ -52,6 +52,19 @@ def test_identity_transform_reads_the_plain_crop():
     np.testing.assert_array_equal(sample_volume(volume, t, 3, 0.0), volume[4:8, 5:9, 6:10])
     point = np.array([[1.0, 2.0, 3.0]])
     np.testing.assert_allclose(t.map_points(point), [[5.0, 7.0, 9.0]])
+
+
+def test_joint_affine_is_one_millimetre_map_in_patch_coordinates():
+    """Seed 002's augmentation: I + N(0, 0.1) and a shift, in millimetres about the patch's centre."""
+    patch_mm = [60.0, 120.0, 90.0]
+    affine = random_joint_affine(patch_mm, 0.1, 0.1, np.random.default_rng(3))
+    draw = np.random.default_rng(3)
+    matrix, shift = np.eye(3) + draw.normal(0, 0.1, (3, 3)), draw.normal(0, 0.1 * 120.0, 3)
+    points = np.random.default_rng(0).uniform(-0.5, 0.5, (50, 3))
+    np.testing.assert_allclose(apply_affine(affine, points), ((points * patch_mm) @ matrix.T + shift) / patch_mm,
+                               atol=1e-12)
+    identity = random_joint_affine(patch_mm, 0.0, 0.0, np.random.default_rng(1))
+    np.testing.assert_array_equal(identity, np.c_[np.eye(3), np.zeros(3)])
 
 
 @pytest.mark.parametrize("rotate", [False, True])

@@ -1,0 +1,68 @@
+"""nnU-Net v2's side of benchmarks/inference_cost.py, run with nnU-Net's own Python; imports
+nothing from nnocc.
+
+    python benchmarks/nnunet_inference_cost.py prepare MODEL_FOLDER IMAGE WORK_DIR
+    python benchmarks/nnunet_inference_cost.py measure MODEL_FOLDER WORK_DIR OUT_JSON [--tta]
+
+The sliding-window prediction of one preprocessed case (fold 0, Gaussian weighting, step 0.5), as
+``nnUNetv2_predict`` runs it: peak memory above the loaded model and case, FLOPs, parameters.
+"""
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
+
+
+def predictor_for(model_folder: Path, tta: bool) -> nnUNetPredictor:
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=tta,
+                                perform_everything_on_device=False, device=torch.device("cpu"), verbose=False,
+                                allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(model_folder), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
+    return predictor
+
+
+def prepare(model_folder: Path, image: Path, work: Path) -> None:
+    predictor = predictor_for(model_folder, False)
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    data, _, _ = preprocessor.run_case([str(image)], None, predictor.plans_manager, predictor.configuration_manager,
+                                       predictor.dataset_json)
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(work / "data.npy", data.astype(np.float32))
+
+
+def measure(model_folder: Path, work: Path, out: Path, tta: bool) -> None:
+    torch.set_num_threads(2)
+    predictor = predictor_for(model_folder, tta)
+    data = torch.from_numpy(np.load(work / "data.npy"))
+    baseline = rss_mb()
+    started = time.perf_counter()
+    predictor.predict_sliding_window_return_logits(data)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline
+    with FlopCounterMode(display=False) as counter:
+        predictor.predict_sliding_window_return_logits(data)
+    result = {"tool": "nnunet", "configuration": "3d_fullres", "tta": tta, "device": "cpu", "peak_memory_mb": peak,
+              "gflops": counter.get_total_flops() / 1e9,
+              "parameters": sum(p.numel() for p in predictor.network.parameters()),
+              "preprocessed_shape": list(data.shape[1:]), "seconds": seconds,
+              "patch_size": list(predictor.configuration_manager.patch_size)}
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    stage, *rest = sys.argv[1:]
+    if stage == "prepare":
+        prepare(Path(rest[0]), Path(rest[1]), Path(rest[2]))
+    else:
+        measure(Path(rest[0]), Path(rest[1]), Path(rest[2]), "--tta" in rest)

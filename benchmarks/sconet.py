@@ -1,0 +1,149 @@
+"""SCONet (``3d_sconet``, seed 002) against ``3d_occ`` and nnU-Net v2 on the generated larger CT.
+
+    python -m benchmarks.sconet --budget-minutes 8 [--nnunet-venv PATH] [--shape 96 256 256]
+                                [--num-train 10] [--num-test 3] [--memory-target GB] [--work DIR] [--out FILE]
+
+One generated CT dataset, planned once by each tool at the same memory target.  Each model trains
+fold 0 for the same wall-clock budget and predicts the held-back cases without test-time mirroring
+(SCONet is never mirrored, so the others are not either).  Reported per model: Dice, Surface Dice
+and HD95 per class; the inference cost of one case (peak memory above the loaded model and case,
+GFLOPs from torch's flop counter, parameters; benchmarks/inference_cost.py); training figures.
+The paper's descriptor ablation (its Table 2) trains ``3d_sconet`` again with the intensity at the
+contour point and with no descriptor, at the same budget.  Raw figures go to ``--out`` (JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, Union
+
+from benchmarks.configurations import plan_summary
+from benchmarks.measure import measure
+from benchmarks.run import evaluate, inference_stats, machine, prepare_dataset
+from benchmarks.tools import NnoccTool, NnunetTool, Workspace
+
+HERE = Path(__file__).resolve().parent
+logger = logging.getLogger("benchmarks")
+ABLATION = ("intensity", "none")          # besides the planned 'gradient' descriptor
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget-minutes", type=float, required=True, help="training budget per model")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--memory-target", type=float, default=None, help="GB for both planners (default 2 CPU, 8 GPU)")
+    p.add_argument("--nnunet-venv", default=None, help="nnU-Net's virtual environment (or $NNUNET_VENV)")
+    p.add_argument("--num-train", type=int, default=10)
+    p.add_argument("--num-test", type=int, default=3)
+    p.add_argument("--shape", type=int, nargs=3, default=[96, 256, 256])
+    p.add_argument("--work", type=Path, default=None, help="working folder (default benchmarks/work/sconet)")
+    p.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/...)")
+    p.add_argument("--dataset", default="generated_ct", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def descriptor_plans(tool: NnoccTool, descriptor: str) -> str:
+    """Plans whose only configuration is 3d_sconet reading another descriptor; the images are shared
+    with the planned ones (same data identifier), the clouds are its own."""
+    from nnocc.planning.plans import DESCRIPTOR_CHANNELS, Plans
+
+    folder = tool.results.parent / "preprocessed" / tool.ws.dataset_name
+    plans = Plans.load(folder / "nnoccPlans.json")
+    config = plans.configuration("3d_sconet")
+    assert config.point_cloud is not None
+    config.point_cloud = dataclasses.replace(config.point_cloud, descriptor=descriptor)
+    config.architecture.kwargs["point_features"] = DESCRIPTOR_CHANNELS[descriptor]
+    name = f"nnoccPlans_descriptor_{descriptor}"
+    dataclasses.replace(plans, plans_name=name, configurations={"3d_sconet": config}).save(folder / f"{name}.json")
+    tool.run(f"preprocess_{name}", "preprocess", "-d", tool.ws.dataset_id, "-p", name, "-c", "3d_sconet", "-np", 2)
+    return name
+
+
+def inference_cost(tool: Union[NnoccTool, NnunetTool], ws: Workspace, label: str) -> Dict:
+    """One test case's inference cost, preprocessing in a process of its own (see inference_cost.py)."""
+    image = sorted(ws.test_images.glob("*_0000.nii.gz"))[0]
+    work, out = ws.root / f"cost_{label}", ws.root / f"cost_{label}.json"
+    if isinstance(tool, NnunetTool):
+        command = [str(tool.venv / "bin" / "python"), str(HERE / "nnunet_inference_cost.py")]
+    else:
+        command = [sys.executable, "-m", "benchmarks.inference_cost"]
+    folder = str(tool.model_folder())
+    measure([*command, "prepare", folder, str(image), str(work)], ws.log(f"cost_prepare_{label}"), tool.env)
+    measure([*command, "measure", folder, str(work), str(out)], ws.log(f"cost_{label}"), tool.env)
+    return json.loads(out.read_text()) | {"case": image.name}
+
+
+def train_predict_evaluate(tool: Union[NnoccTool, NnunetTool], ws: Workspace, label: str) -> Dict:
+    logger.info("%s: train fold 0 for %.1f minutes", label, ws.budget_minutes)
+    figures: Dict = {"train": tool.train().to_dict() | tool.training_figures()}
+    output = ws.root / f"predictions_{label}"
+    shutil.rmtree(output, ignore_errors=True)
+    logger.info("%s: predict %s", label, ws.test_images)
+    predicted = tool.predict(output, f"predict_{label}", "--disable_tta").to_dict()
+    predicted["seconds_per_case"] = predicted["seconds"] / max(len(list(ws.test_images.glob("*_0000.nii.gz"))), 1)
+    if isinstance(tool, NnoccTool):
+        predicted |= {"stats": inference_stats(output)}
+    figures["predict"] = predicted
+    figures["evaluation"] = evaluate(ws, output, label)
+    logger.info("%s: inference cost of one case", label)
+    figures["inference_cost"] = inference_cost(tool, ws, label)
+    return figures
+
+
+def ratios(results: Dict) -> Dict:
+    """3d_sconet and 3d_occ against nnU-Net: inference memory, GFLOPs and parameters per case."""
+    tools = results["tools"]
+    if "nnunet" not in tools:
+        return {}
+    reference = tools["nnunet"]["inference_cost"]
+    return {name: {key: tools[name]["inference_cost"][key] / max(reference[key], 1e-9)
+                   for key in ("peak_memory_mb", "gflops", "parameters")}
+            for name in ("3d_sconet", "3d_occ") if name in tools}
+
+
+def main(argv=None) -> Path:
+    args = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    root = (args.work or HERE / "work" / "sconet").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    ws = prepare_dataset(args, root)
+    target = args.memory_target or (8.0 if args.device == "cuda" else 2.0)
+    command = " ".join(["python -m benchmarks.sconet", *(argv if argv is not None else sys.argv[1:])])
+    results: Dict = {"date": datetime.date.today().isoformat(), "command": command, "machine": machine(),
+                     "dataset": ws.dataset_name, "shape": args.shape, "device": args.device,
+                     "budget_minutes": args.budget_minutes, "memory_target_gb": target, "test_time_mirroring": False,
+                     "tools": {}, "descriptor_ablation": {}}
+    sco, occ = (NnoccTool(ws, target, sys.executable, c) for c in ("3d_sconet", "3d_occ"))
+    results["nnocc_plan_and_preprocess"] = sco.plan_and_preprocess().to_dict()
+    results["nnocc_plans"] = plan_summary(sco)
+    ablation = {d: NnoccTool(ws, target, sys.executable, "3d_sconet", descriptor_plans(sco, d)) for d in ABLATION}
+    for label, tool in (("3d_sconet", sco), ("3d_occ", occ)):
+        results["tools"][label] = train_predict_evaluate(tool, ws, label)
+    venv = NnunetTool.find(args.nnunet_venv)
+    if venv is not None:
+        nnunet = NnunetTool(ws, venv, target)
+        results["nnunet_plan_and_preprocess"] = nnunet.plan_and_preprocess().to_dict()
+        results["tools"]["nnunet"] = train_predict_evaluate(nnunet, ws, "nnunet")
+    else:
+        results["nnunet_missing"] = "pass --nnunet-venv (python3 -m venv ~/nnunet && ~/nnunet/bin/pip install nnunetv2)"
+    results["ratios_to_nnunet"] = ratios(results)
+    results["descriptor_ablation"]["gradient"] = results["tools"]["3d_sconet"]["evaluation"]
+    for descriptor, tool in ablation.items():
+        figures = train_predict_evaluate(tool, ws, f"3d_sconet_{descriptor}")
+        results["descriptor_ablation"][descriptor] = figures["evaluation"] | {"train": figures["train"],
+                                                                              "inference_cost": figures["inference_cost"]}
+    out = args.out or HERE / "results" / f"{results['date']}_sconet_{args.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
