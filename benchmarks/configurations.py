@@ -20,7 +20,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 from benchmarks.run import agreement, evaluate, inference_stats, machine, prepare_dataset
 from benchmarks.tools import NnoccTool, NnunetTool
@@ -135,14 +135,23 @@ def main(argv=None) -> Path:
         results["tools"][tool.configuration] = train_and_predict(tool, ws, tool.configuration)
     results["tools"]["3d_ossnet"]["seeded_vs_unseeded_mise"] = seeded_against_unseeded(tools[1], ws)
     results["training_memory_at_recipe_points"] = memory_at_recipe_points(tools)
-    venv = NnunetTool.find(args.nnunet_venv)
-    if venv is not None:
-        nnunet = NnunetTool(ws, venv, target)
-        results["nnunet_plan_and_preprocess"] = nnunet.plan_and_preprocess().to_dict()
-        results["tools"]["nnunet"] = train_and_predict(nnunet, ws, "nnunet")
-    else:
+    add_nnunet(results, args.nnunet_venv, ws, target, train_and_predict)
+    return save_results(results, args.out or HERE / "results" / f"{results['date']}_configurations_{args.device}.json")
+
+
+def add_nnunet(results: Dict, venv_option: Optional[str], ws, target: float,
+               train_predict: Callable[[NnunetTool, object, str], Dict]) -> None:
+    """nnU-Net planned at the same memory target, trained and evaluated by ``train_predict``, when found."""
+    venv = NnunetTool.find(venv_option)
+    if venv is None:
         results["nnunet_missing"] = "pass --nnunet-venv (python3 -m venv ~/nnunet && ~/nnunet/bin/pip install nnunetv2)"
-    out = args.out or HERE / "results" / f"{results['date']}_configurations_{args.device}.json"
+        return
+    nnunet = NnunetTool(ws, venv, target)
+    results["nnunet_plan_and_preprocess"] = nnunet.plan_and_preprocess().to_dict()
+    results["tools"]["nnunet"] = train_predict(nnunet, ws, "nnunet")
+
+
+def save_results(results: Dict, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float) + "\n")
     print(out)

@@ -7,21 +7,23 @@ the preprocessed case, floating-point operations (torch's own flop counter) and 
 Preprocessing runs in its own process (``prepare``), so that its peak does not hide the
 inference's: ``measure`` loads the model and the preprocessed case, notes the resident set, predicts
 (peak: ru_maxrss on the CPU, max_memory_allocated on CUDA), then predicts again under
-FlopCounterMode.  nnU-Net's counterpart is nnunet_inference_cost.py, run in nnU-Net's environment.
+FlopCounterMode.  For a point-cloud encoder, ``prepare`` also extracts the contour cloud in a
+process of its own and records that extraction's peak and seconds: it is preprocessing (as the
+paper's offline extraction), counted apart as nnU-Net's resampling is.  nnU-Net's counterpart is
+nnunet_inference_cost.py, run in nnU-Net's environment.
 """
 from __future__ import annotations
 
 import json
 import resource
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
+from benchmarks.cost_cli import dispatch, rss_mb
 
 
 def prepare(model_folder: Path, image: Path, work: Path) -> None:
@@ -34,6 +36,32 @@ def prepare(model_folder: Path, image: Path, work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "data.npy", pre.data)
     pre.properties.save(work / "properties.json")
+    if predictor.config.point_cloud is not None:
+        subprocess.run([sys.executable, "-m", "benchmarks.inference_cost", "extract", str(model_folder), str(work)],
+                       check=True)
+
+
+def extract(model_folder: Path, work: Path) -> None:
+    """The contour cloud of the prepared case, and what extracting it cost."""
+    from nnocc.inference.predictor import Predictor
+
+    predictor = Predictor.from_model_folder(model_folder, folds=[0])
+    pre = _prepared(work)
+    baseline, started = rss_mb(), time.perf_counter()
+    cloud = predictor.point_cloud(pre)
+    assert cloud is not None
+    cost = {"seconds": time.perf_counter() - started,
+            "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline,
+            "points": int(cloud.shape[0])}
+    np.save(work / "cloud.npy", cloud.numpy())
+    (work / "extraction.json").write_text(json.dumps(cost, indent=2) + "\n")
+
+
+def _prepared(work: Path):
+    from nnocc.preprocessing.preprocessor import PreprocessedImage
+    from nnocc.preprocessing.storage import CaseProperties
+
+    return PreprocessedImage(np.load(work / "data.npy"), CaseProperties.load(work / "properties.json"), None)
 
 
 def measure(model_folder: Path, work: Path, out: Path, tta: bool, device: str = "cpu") -> None:
@@ -41,29 +69,29 @@ def measure(model_folder: Path, work: Path, out: Path, tta: bool, device: str = 
     from torch.utils.flop_counter import FlopCounterMode
 
     from nnocc.inference.predictor import InferenceSettings, Predictor
-    from nnocc.preprocessing.preprocessor import PreprocessedImage
-    from nnocc.preprocessing.storage import CaseProperties
 
     torch.set_num_threads(2)
     predictor = Predictor.from_model_folder(model_folder, folds=[0], settings=InferenceSettings(tta=tta, device=device))
-    pre = PreprocessedImage(np.load(work / "data.npy"), CaseProperties.load(work / "properties.json"), None)
+    pre = _prepared(work)
+    cloud = torch.from_numpy(np.load(work / "cloud.npy")) if (work / "cloud.npy").is_file() else None
     baseline = rss_mb()
-    prediction = predictor.predict_preprocessed(pre)
+    prediction = predictor.predict_preprocessed(pre, cloud)
     peak = (torch.cuda.max_memory_allocated() / 2 ** 20 if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline)
     with FlopCounterMode(display=False) as counter:
-        predictor.predict_preprocessed(pre)
+        predictor.predict_preprocessed(pre, cloud)
     result = {"tool": "nnocc", "configuration": predictor.config.name, "tta": tta, "device": device,
               "peak_memory_mb": peak, "gflops": counter.get_total_flops() / 1e9,
               "parameters": sum(p.numel() for p in predictor.networks[0].parameters()),
               "preprocessed_shape": list(pre.data.shape[1:]), "seconds": prediction.stats["seconds_total"],
               "queries": prediction.stats["queries"], "dense_equivalent": prediction.stats["dense_equivalent"]}
+    if (work / "extraction.json").is_file():
+        result["contour_extraction"] = json.loads((work / "extraction.json").read_text())
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    stage, *rest = sys.argv[1:]
-    if stage == "prepare":
-        prepare(Path(rest[0]), Path(rest[1]), Path(rest[2]))
+    if sys.argv[1] == "extract":
+        extract(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
-        measure(Path(rest[0]), Path(rest[1]), Path(rest[2]), "--tta" in rest)
+        dispatch(prepare, measure)

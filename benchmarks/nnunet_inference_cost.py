@@ -9,19 +9,14 @@ The sliding-window prediction of one preprocessed case (fold 0, Gaussian weighti
 """
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from cost_cli import dispatch, rss_mb  # this folder: the script runs as a file
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from torch.utils.flop_counter import FlopCounterMode
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
 
 
 def predictor_for(model_folder: Path, tta: bool) -> nnUNetPredictor:
@@ -61,8 +56,4 @@ def measure(model_folder: Path, work: Path, out: Path, tta: bool) -> None:
 
 
 if __name__ == "__main__":
-    stage, *rest = sys.argv[1:]
-    if stage == "prepare":
-        prepare(Path(rest[0]), Path(rest[1]), Path(rest[2]))
-    else:
-        measure(Path(rest[0]), Path(rest[1]), Path(rest[2]), "--tta" in rest)
+    dispatch(prepare, measure)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -159,6 +160,17 @@ def memory_model_section() -> List[str]:
     return lines
 
 
+def _table_row(lines: List[str], tools: Dict, names: List[str], label: str, getter, digits: int = 2) -> None:
+    """One row of a per-tool table: the getter's value for each tool, a dash where it has none."""
+    values = []
+    for n in names:
+        try:
+            values.append(_fmt(getter(tools[n]), digits))
+        except (KeyError, TypeError):
+            values.append("–")
+    lines.append(f"| {label} | " + " | ".join(values) + " |")
+
+
 def configurations_section() -> List[str]:
     """Every configuration against nnU-Net (``python -m benchmarks.configurations``), latest run."""
     found = sorted((HERE / "results").glob("*_configurations_*.json"))
@@ -174,14 +186,7 @@ def configurations_section() -> List[str]:
              f"`{found[-1].relative_to(HERE.parent)}`.", "",
              "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
-    def row(label, getter, digits=2):
-        values = []
-        for n in names:
-            try:
-                values.append(_fmt(getter(tools[n]), digits))
-            except (KeyError, TypeError):
-                values.append("–")
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
+    row = partial(_table_row, lines, tools, names)
 
     plans = data.get("nnocc_plans", {}).get("configurations", {})
     lines.append("| parameters (planned) | " + " | ".join(
@@ -247,7 +252,7 @@ def configuration_goals(tools: Dict, seeded: Optional[Dict], at_points: Dict) ->
 
 def sconet_section() -> List[str]:
     """3d_sconet against 3d_occ and nnU-Net, with the descriptor ablation (``python -m benchmarks.sconet``)."""
-    found = sorted((HERE / "results").glob("*_sconet_*.json"))
+    found = sorted((HERE / "results").glob("[0-9]*_sconet_*.json"))       # dated runs, not the memory model
     if not found:
         return []
     data = json.loads(found[-1].read_text())
@@ -257,22 +262,19 @@ def sconet_section() -> List[str]:
              f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
              f"cores, {data['device']}), {data['dataset']} (generated, {' x '.join(map(str, data['shape']))} voxels), "
              f"both tools planned for {data['memory_target_gb']:g} GB, {data['budget_minutes']:g} minutes of training "
-             f"each, no test-time mirroring; raw figures in `{found[-1].relative_to(HERE.parent)}`.", "",
+             f"each, no test-time mirroring; raw figures in `{found[-1].relative_to(HERE.parent)}`."
+             + "".join(f" Then, on the same work folder, `{c}`." for c in data.get("commands", [])[1:]), "",
              "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
-    def row(label, getter, digits=2):
-        values = []
-        for n in names:
-            try:
-                values.append(_fmt(getter(tools[n]), digits))
-            except (KeyError, TypeError):
-                values.append("–")
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
+    row = partial(_table_row, lines, tools, names)
 
     row("parameters (M)", lambda t: t["inference_cost"]["parameters"] / 1e6, 2)
     row("inference GFLOPs per case", lambda t: t["inference_cost"]["gflops"], 1)
     row("inference peak memory above model and case (MB)", lambda t: t["inference_cost"]["peak_memory_mb"], 0)
     row("inference seconds per case", lambda t: t["inference_cost"]["seconds"], 1)
+    row("contour extraction, preprocessing (MB above the case)",
+        lambda t: t["inference_cost"]["contour_extraction"]["peak_memory_mb"], 0)
+    row("contour extraction (seconds)", lambda t: t["inference_cost"]["contour_extraction"]["seconds"], 1)
     row("training seconds per iteration", lambda t: t["train"]["seconds_per_iteration"])
     row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
     for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
@@ -293,15 +295,25 @@ def sconet_section() -> List[str]:
                   "Dice), 3d_sconet at the same budget:", "",
                   "| descriptor | " + " | ".join(f"Dice {c}" for c in classes) + " | mean Dice | mean SD@1mm |",
                   "|---|" + "---|" * (len(classes) + 2)]
-        for name, figures in ablation.items():
+        variants = dict(ablation)
+        if "intensity_augmentation" in data:
+            variants["gradient, intensity augmentation before a fresh extraction per step"] = data["intensity_augmentation"]
+        for name, figures in variants.items():
             lines.append(f"| {name} | " + " | ".join(_fmt(figures[c]["dice"], 3) for c in classes)
                          + f" | {_fmt(figures['mean']['dice'], 3)} | {_fmt(figures['mean']['surface_dice@1'], 3)} |")
+        augmented = data.get("intensity_augmentation", {}).get("train")
+        if augmented:
+            lines += ["", f"With intensity augmentation and a fresh extraction per step, a step took "
+                      f"{_fmt(augmented['seconds_per_iteration'], 2)} s ({_fmt(augmented['iterations'], 0)} in the budget) "
+                      f"against {_fmt(tools['3d_sconet']['train']['seconds_per_iteration'], 2)} s "
+                      f"({_fmt(tools['3d_sconet']['train']['iterations'], 0)})."]
     lines += ["", "How to read it: on a CPU, inference memory is the growth of the resident set while one "
               "preprocessed case is predicted, above the loaded model and case (each tool's preprocessing runs in a "
               "process of its own, benchmarks/inference_cost.py); GFLOPs are torch's flop counter over the same "
-              "prediction (matrix products and convolutions; the contour extraction is numpy and not counted: its "
-              "seconds are in the nnocc inference statistics). The descriptor is ours (oriented gradient sums over "
-              "an 11^3 neighbourhood, preprocessing/contours.py), not the paper's 3D-SURF binary."]
+              "prediction (matrix products and convolutions). 3d_sconet's contour extraction (numpy and SimpleITK, "
+              "no FLOPs counted) is preprocessing, as the paper's offline extraction and nnU-Net's resampling are: "
+              "its own rows give what it costs. The descriptor is ours (oriented gradient sums over an 11^3 "
+              "neighbourhood, preprocessing/contours.py), not the paper's 3D-SURF binary."]
     return lines
 
 

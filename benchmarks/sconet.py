@@ -9,7 +9,8 @@ fold 0 for the same wall-clock budget and predicts the held-back cases without t
 and HD95 per class; the inference cost of one case (peak memory above the loaded model and case,
 GFLOPs from torch's flop counter, parameters; benchmarks/inference_cost.py); training figures.
 The paper's descriptor ablation (its Table 2) trains ``3d_sconet`` again with the intensity at the
-contour point and with no descriptor, at the same budget.  Raw figures go to ``--out`` (JSON).
+contour point and with no descriptor, at the same budget, and once more with intensity augmentation
+before a fresh extraction per step (which the paper does not do).  Raw figures go to ``--out`` (JSON).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Union
 
-from benchmarks.configurations import plan_summary
+from benchmarks.configurations import add_nnunet, plan_summary, save_results
 from benchmarks.measure import measure
 from benchmarks.run import evaluate, inference_stats, machine, prepare_dataset
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
@@ -45,21 +46,25 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=None, help="working folder (default benchmarks/work/sconet)")
     p.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/...)")
     p.add_argument("--dataset", default="generated_ct", help=argparse.SUPPRESS)
+    p.add_argument("--cost-only", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="only measure the trained nnocc models' inference cost again (same --work) into earlier results")
+    p.add_argument("--augmentation-only", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="only train 3d_sconet with intensity augmentation before extraction (same --work) into earlier "
+                        "results")
     return p.parse_args(argv)
 
 
-def descriptor_plans(tool: NnoccTool, descriptor: str) -> str:
-    """Plans whose only configuration is 3d_sconet reading another descriptor; the images are shared
-    with the planned ones (same data identifier), the clouds are its own."""
+def variant_plans(tool: NnoccTool, name: str, **point_cloud) -> str:
+    """Plans ``name`` whose only configuration is 3d_sconet with other point-cloud settings; the images
+    are shared with the planned ones (same data identifier), the clouds are its own."""
     from nnocc.planning.plans import DESCRIPTOR_CHANNELS, Plans
 
     folder = tool.results.parent / "preprocessed" / tool.ws.dataset_name
     plans = Plans.load(folder / "nnoccPlans.json")
     config = plans.configuration("3d_sconet")
     assert config.point_cloud is not None
-    config.point_cloud = dataclasses.replace(config.point_cloud, descriptor=descriptor)
-    config.architecture.kwargs["point_features"] = DESCRIPTOR_CHANNELS[descriptor]
-    name = f"nnoccPlans_descriptor_{descriptor}"
+    config.point_cloud = dataclasses.replace(config.point_cloud, **point_cloud)
+    config.architecture.kwargs["point_features"] = DESCRIPTOR_CHANNELS[config.point_cloud.descriptor]
     dataclasses.replace(plans, plans_name=name, configurations={"3d_sconet": config}).save(folder / f"{name}.json")
     tool.run(f"preprocess_{name}", "preprocess", "-d", tool.ws.dataset_id, "-p", name, "-c", "3d_sconet", "-np", 2)
     return name
@@ -107,6 +112,28 @@ def ratios(results: Dict) -> Dict:
             for name in ("3d_sconet", "3d_occ") if name in tools}
 
 
+def with_intensity_augmentation(sco: NnoccTool, ws: Workspace, target: float) -> Dict:
+    """3d_sconet with the cloud extracted afresh each step from the intensity-augmented case (the issue's
+    'where it pays'): at the same budget, fewer but more varied steps."""
+    name = variant_plans(sco, "nnoccPlans_intensity_augmentation", augment_intensities=True)
+    figures = train_predict_evaluate(NnoccTool(ws, target, sys.executable, "3d_sconet", name), ws,
+                                     "3d_sconet_intensity_augmentation")
+    return figures["evaluation"] | {"train": figures["train"]}
+
+
+def measure_costs_again(path: Path, command: str, ws: Workspace, tools: Dict[str, NnoccTool], target: float) -> Path:
+    """The inference cost of every nnocc model of an earlier run, measured again with the code as it is."""
+    earlier = json.loads(path.read_text())
+    for label, tool in tools.items():
+        earlier["tools"][label]["inference_cost"] = inference_cost(tool, ws, label)
+    for descriptor in ABLATION:
+        tool = NnoccTool(ws, target, sys.executable, "3d_sconet", f"nnoccPlans_descriptor_{descriptor}")
+        earlier["descriptor_ablation"][descriptor]["inference_cost"] = inference_cost(tool, ws, f"3d_sconet_{descriptor}")
+    earlier["ratios_to_nnunet"] = ratios(earlier)
+    earlier.setdefault("commands", [earlier["command"]]).append(command)
+    return save_results(earlier, path)
+
+
 def main(argv=None) -> Path:
     args = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -120,29 +147,28 @@ def main(argv=None) -> Path:
                      "budget_minutes": args.budget_minutes, "memory_target_gb": target, "test_time_mirroring": False,
                      "tools": {}, "descriptor_ablation": {}}
     sco, occ = (NnoccTool(ws, target, sys.executable, c) for c in ("3d_sconet", "3d_occ"))
+    if args.cost_only:
+        return measure_costs_again(args.cost_only, command, ws, {"3d_sconet": sco, "3d_occ": occ}, target)
+    if args.augmentation_only:
+        earlier = json.loads(args.augmentation_only.read_text())
+        earlier["intensity_augmentation"] = with_intensity_augmentation(sco, ws, target)
+        earlier.setdefault("commands", [earlier["command"]]).append(command)
+        return save_results(earlier, args.augmentation_only)
     results["nnocc_plan_and_preprocess"] = sco.plan_and_preprocess().to_dict()
     results["nnocc_plans"] = plan_summary(sco)
-    ablation = {d: NnoccTool(ws, target, sys.executable, "3d_sconet", descriptor_plans(sco, d)) for d in ABLATION}
+    ablation = {d: NnoccTool(ws, target, sys.executable, "3d_sconet",
+                             variant_plans(sco, f"nnoccPlans_descriptor_{d}", descriptor=d)) for d in ABLATION}
     for label, tool in (("3d_sconet", sco), ("3d_occ", occ)):
         results["tools"][label] = train_predict_evaluate(tool, ws, label)
-    venv = NnunetTool.find(args.nnunet_venv)
-    if venv is not None:
-        nnunet = NnunetTool(ws, venv, target)
-        results["nnunet_plan_and_preprocess"] = nnunet.plan_and_preprocess().to_dict()
-        results["tools"]["nnunet"] = train_predict_evaluate(nnunet, ws, "nnunet")
-    else:
-        results["nnunet_missing"] = "pass --nnunet-venv (python3 -m venv ~/nnunet && ~/nnunet/bin/pip install nnunetv2)"
+    add_nnunet(results, args.nnunet_venv, ws, target, train_predict_evaluate)
     results["ratios_to_nnunet"] = ratios(results)
+    results["intensity_augmentation"] = with_intensity_augmentation(sco, ws, target)
     results["descriptor_ablation"]["gradient"] = results["tools"]["3d_sconet"]["evaluation"]
     for descriptor, tool in ablation.items():
         figures = train_predict_evaluate(tool, ws, f"3d_sconet_{descriptor}")
         results["descriptor_ablation"][descriptor] = figures["evaluation"] | {"train": figures["train"],
                                                                               "inference_cost": figures["inference_cost"]}
-    out = args.out or HERE / "results" / f"{results['date']}_sconet_{args.device}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, default=float) + "\n")
-    print(out)
-    return out
+    return save_results(results, args.out or HERE / "results" / f"{results['date']}_sconet_{args.device}.json")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Several configurations per dataset: all planned on one preprocessed copy, each trained, resumed,
 predicted at exact geometry and compared by cross-validation."""
+import dataclasses
 import json
 
 import numpy as np
@@ -93,6 +94,12 @@ def test_a_point_cloud_batch_moves_cloud_and_queries_together(configured, monkey
     assert all(tuple(v) in rows for v in np.round(voxels[:200]).astype(int))  # the cloud came from the case
     assert np.abs(voxels - np.round(voxels)).max() < 1e-3
 
+    augmented = dataclasses.replace(config, point_cloud=dataclasses.replace(config.point_cloud, augment_intensities=True))
+    fresh = dataloader.OccupancyDataLoader(paths.preprocessed_data("nnoccPlans_3d_fullres"), ["case_0000"], augmented,
+                                           load_dataset_json(paths.dataset_json),
+                                           dataloader.BatchSettings(1, True, 1), clouds).make_sample()
+    assert fresh["data"].shape == (50000, 3 + 48) and np.isfinite(fresh["data"]).all()    # extracted afresh
+
 
 def test_each_configuration_trains_resumes_predicts_and_is_compared(configured, tmp_path, capsys):
     paths = dataset_paths(501)
@@ -148,3 +155,7 @@ def test_sconet_on_a_two_channel_mri(mri_raw_root, tmp_path, monkeypatch):
     assert _run(train.main, ["502", "3d_sconet", "0", *SHORT]) == 0
     images = folders.raw / "Dataset502_SmallMRI" / "imagesTs"
     _predicts_at_exact_geometry(images, tmp_path / "out", ["-d", "502", "-c", "3d_sconet", "-f", "0"])
+    assert _run(find_best_configuration.main, ["-d", "502", "-c", "3d_sconet", "-f", "0", "-np", "1",
+                                               "--disable_ensembling"]) == 0
+    information = json.loads((dataset_paths(502).results / "inference_information.json").read_text())
+    assert information["best"] == "nnoccTrainer__nnoccPlans__3d_sconet"

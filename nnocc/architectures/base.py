@@ -53,6 +53,7 @@ class PlanningHints:
     boundary_point_share: Optional[float] = None      # None: the planner's rule (by small structures)
     boundary_band_voxels: Optional[float] = None      # None: two voxels of the coarsest axis
     seed_mise_from_aux: bool = False                  # start MISE from the auxiliary prediction
+    max_batch_size: Optional[int] = None              # None: the planner's rule (memory, 5 % of the data)
     augmentation: Dict[str, Any] = dataclasses.field(default_factory=dict)   # AugmentationPlan fields
 
 

@@ -144,12 +144,14 @@ class Predictor:
         prediction.stats["seconds_preprocess"] = time.perf_counter() - started - prediction.stats["seconds_total"]
         return prediction
 
-    def predict_preprocessed(self, pre: PreprocessedImage) -> CasePrediction:
+    def predict_preprocessed(self, pre: PreprocessedImage, cloud: Optional[torch.Tensor] = None) -> CasePrediction:
+        """``cloud``: the case's contour cloud (``point_cloud(pre)``) when already extracted."""
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         started = time.perf_counter()
         data = torch.from_numpy(pre.data).to(self.device)
-        cloud = self.point_cloud(pre)
+        if cloud is None:
+            cloud = self.point_cloud(pre)
         shape, patch = pre.properties.preprocessed_shape, self.config.patch_size
         if cloud is not None:       # a contour cloud covers the whole case, whatever the patch: one tile
             patch = [max(p, n) for p, n in zip(patch, shape)]

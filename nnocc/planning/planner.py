@@ -14,7 +14,7 @@ method, so a custom planner overrides only what it changes):
    largest preset whose batch of 1 fits in 85 % of the budget; if none does, a coarser global input,
    and if that does not fit either, no plan for it (the plans' notes say which);
 4. batch size: grow while it fits and one batch covers at most 5 % of the dataset's voxels
-   (nnU-Net's rule), at most 16 (seed 000);
+   (nnU-Net's rule), at most 16 (seed 000) or the architecture's own limit (SCONet: one case);
 5. query points: 2048 per 64^3 voxels (seed 000), scaled with the patch's surface (volume^2/3),
    unless the architecture's recipe names its own (OSS-Net: 2^14 per case);
 6. small labels (median volume under an eighth of the patch and within 2x of the smallest label)
@@ -190,15 +190,15 @@ class OccupancyPlanner:
                                  f"3d_sconet sees it whole through its contours, with {sconet_cell_mm(sco):.1f} mm "
                                  f"cells, at a fraction of the memory (seed 002)")
         return "3d_occ", (f"the 3d_occ patch covers {coverage:.0%} of the median case, but no whole-case "
-                          f"configuration resolves the smallest structure ({smallest:.1f} mm) within "
-                          f"{self.budget_gb:g} GB")
+                          f"configuration both fits {self.budget_gb:g} GB and resolves the smallest structure "
+                          f"({smallest:.1f} mm)")
 
     # ---- geometry ------------------------------------------------------------------------
     def median_shape_at(self, spacing: Sequence[float]) -> np.ndarray:
         physical = self.fingerprint.cropped_shapes * self.fingerprint.spacings
         return np.median(physical / np.asarray(spacing), axis=0)
 
-    def case_extent_mm(self, spacing: Sequence[float]) -> List[float]:
+    def case_extent_mm(self) -> List[float]:
         """Per axis, the physical extent that most cases fit in (a larger case's rim shares border cells)."""
         physical = self.fingerprint.cropped_shapes * self.fingerprint.spacings
         return [float(e) for e in np.percentile(physical, CASE_EXTENT_PERCENTILE, axis=0)]
@@ -221,7 +221,7 @@ class OccupancyPlanner:
         cls = architecture_class(architecture)
         if cls.input_kind == "point_cloud":
             extra.update(point_features=DESCRIPTOR_CHANNELS[self.point_cloud(spacing).descriptor],
-                         grid_extent_mm=self.case_extent_mm(spacing))
+                         grid_extent_mm=self.case_extent_mm())
         return cls.build_kwargs(preset, self.description.num_channels, self.description.num_outputs, spacing, **extra)
 
     def points_for(self, architecture: str, patch: Sequence[int]) -> int:
@@ -277,9 +277,10 @@ class OccupancyPlanner:
         dataset_voxels = float(np.sum(np.prod(self.fingerprint.cropped_shapes * self.fingerprint.spacings
                                               / np.asarray(spacing), axis=1)))
         max_by_dataset = max(smallest, int(0.05 * dataset_voxels / np.prod(patch)))
+        largest = min(MAX_BATCH, max_by_dataset, architecture_class(architecture).planning_hints().max_batch_size or MAX_BATCH)
         budget = PATCH_BUDGET_SHARE * self.budget_gb
         batch = smallest
-        while batch < min(MAX_BATCH, max_by_dataset) and \
+        while batch < largest and \
                 self.footprint(architecture, kwargs, patch, batch + 1, points).estimated_gb() <= budget:
             batch += 1
         return batch

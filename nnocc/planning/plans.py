@@ -120,6 +120,7 @@ class PointCloudPlan:
     stored_points: int = 200_000       # per case, subsampled beyond (the loader draws from these)
     affine_sigma: float = 0.1          # training: cloud and queries move by one affine, I + N(0, sigma) ...
     shift_sigma: float = 0.1           # ... plus a shift N(0, sigma) x the case's largest extent
+    augment_intensities: bool = False  # training: extract each step's cloud from the intensity-augmented case
     thresholds_note: str = ""
 
 

@@ -15,7 +15,7 @@ ablation compares the three.
 from __future__ import annotations
 
 import logging
-from typing import List, Sequence
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -41,28 +41,24 @@ def canny_edges(image: np.ndarray, spacing: Sequence[float], settings: PointClou
     return sitk.GetArrayViewFromImage(edges) > 0
 
 
-def gradient_block_sums(image: np.ndarray, spacing: Sequence[float]) -> List[np.ndarray]:
-    """Per axis, the 5^3 block means of the gradient and of its absolute value (6 volumes)."""
-    volumes = []
-    for gradient in np.gradient(image.astype(np.float32), *[float(s) for s in spacing]):
-        volumes.append(uniform_filter(gradient, BLOCK, mode="nearest"))
-        volumes.append(uniform_filter(np.abs(gradient), BLOCK, mode="nearest"))
-    return volumes
-
-
 def gradient_descriptors(image: np.ndarray, spacing: Sequence[float], points: np.ndarray) -> np.ndarray:
-    """(N, 3) voxel indices -> (N, 48) unit-length descriptors."""
-    volumes = gradient_block_sums(image, spacing)
+    """(N, 3) voxel indices -> (N, 48) unit-length descriptors: per block (8), the 5^3 block means of
+    the gradient along each axis and of its absolute value (6).  One axis at a time, so that at most
+    three volumes beside the image are alive (inference memory)."""
+    image = image.astype(np.float32, copy=False)
     upper = np.asarray(image.shape) - 1
-    columns: List[np.ndarray] = []
-    for octant in range(8):
-        signs = np.array([1 if octant & (4 >> a) else -1 for a in range(3)])
-        where = np.clip(points + signs * BLOCK_OFFSET, 0, upper)
-        index = tuple(where.T)
-        columns.extend(v[index] for v in volumes)
-    descriptors = np.stack(columns, axis=1)
-    norm = np.linalg.norm(descriptors, axis=1, keepdims=True)
-    return (descriptors / np.maximum(norm, 1e-6)).astype(np.float32)
+    octants = [np.array([1 if octant & (4 >> a) else -1 for a in range(3)]) for octant in range(8)]
+    where = [tuple(np.clip(points + signs * BLOCK_OFFSET, 0, upper).T) for signs in octants]
+    descriptors = np.empty((len(points), 8, 6), dtype=np.float32)
+    for axis in range(3):
+        gradient = np.gradient(image, float(spacing[axis]), axis=axis)
+        for kind, volume in enumerate((gradient, np.abs(gradient))):
+            block_means = uniform_filter(volume, BLOCK, mode="nearest")
+            for octant, index in enumerate(where):
+                descriptors[:, octant, 2 * axis + kind] = block_means[index]
+            del block_means
+    flat = descriptors.reshape(len(points), 48)
+    return flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-6)
 
 
 def extract_point_cloud(image: np.ndarray, spacing: Sequence[float], settings: PointCloudPlan, name: str,

@@ -23,6 +23,7 @@ from nnocc.architectures.registry import architecture_facts
 from nnocc.coordinates import cell_centres, index_to_patch, patch_start
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.plans import ConfigurationPlan
+from nnocc.preprocessing.contours import extract_point_cloud
 from nnocc.preprocessing.point_clouds import load_point_cloud
 from nnocc.preprocessing.storage import PreprocessedCase, load_preprocessed_case
 from nnocc.training.augmentation import (
@@ -119,13 +120,20 @@ class OccupancyDataLoader(SlimDataLoaderBase):
 
     def _cloud_input(self, name: str, centre: np.ndarray, sample: Dict[str, np.ndarray], augment: bool) -> np.ndarray:
         """A draw of the case's contour cloud (with replacement, as the paper) in patch coordinates;
-        with augmentation, it and the sample's query points move by one random affine."""
-        assert self.cloud_folder is not None and self.cloud_size is not None and self.config.point_cloud is not None
-        cloud = load_point_cloud(self.cloud_folder, name)
+        with augmentation, it and the sample's query points move by one random affine, and with the
+        plan's ``augment_intensities`` the cloud is extracted afresh from the intensity-augmented case."""
+        settings = self.config.point_cloud
+        assert self.cloud_folder is not None and self.cloud_size is not None and settings is not None
+        if augment and settings.augment_intensities:      # costly: an extraction (Canny, descriptors) per step
+            case = self._case(name)
+            image = augment_intensities(case.image[...], self.config.augmentation, self.rng)
+            cloud = extract_point_cloud(image, case.properties.preprocessed_spacing, settings, name,
+                                        seed=int(self.rng.integers(2 ** 31)))
+        else:
+            cloud = load_point_cloud(self.cloud_folder, name)
         rows = np.array(cloud[np.sort(self.rng.integers(0, len(cloud), self.cloud_size))], dtype=np.float32)
         rows[:, :3] = index_to_patch(rows[:, :3], patch_start(centre, self.patch_size).tolist(), self.patch_size)
         if augment:
-            settings = self.config.point_cloud
             affine = random_joint_affine(self.config.patch_size_mm, settings.affine_sigma, settings.shift_sigma, self.rng)
             rows[:, :3] = apply_affine(affine, rows[:, :3])
             sample["points"] = apply_affine(affine, sample["points"])

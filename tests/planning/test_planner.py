@@ -93,7 +93,7 @@ def test_sconet_plan_has_contour_settings_from_the_fingerprint_and_no_mirroring(
     assert sco.point_cloud.thresholds_note.startswith("17.5 / 45.5 HU")
     assert (sco.point_cloud.canny_lower, sco.point_cloud.canny_upper) == pytest.approx((0.25, 0.65))
     assert sco.point_cloud.canny_variance_mm2 >= 2.0 and sco.augmentation.mirror_axes == []
-    assert sco.sampling.case_share == 1.0 and sco.batch_size >= 1
+    assert sco.sampling.case_share == 1.0 and sco.batch_size == 1          # the paper's one case per step
     kwargs = sco.architecture.kwargs
     assert kwargs["point_features"] == 48 and kwargs["cloud_points"] == 50000
     extents = np.percentile(fingerprint.cropped_shapes * fingerprint.spacings, 95, axis=0)
