@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -160,163 +159,6 @@ def memory_model_section() -> List[str]:
     return lines
 
 
-def _table_row(lines: List[str], tools: Dict, names: List[str], label: str, getter, digits: int = 2) -> None:
-    """One row of a per-tool table: the getter's value for each tool, a dash where it has none."""
-    values = []
-    for n in names:
-        try:
-            values.append(_fmt(getter(tools[n]), digits))
-        except (KeyError, TypeError):
-            values.append("–")
-    lines.append(f"| {label} | " + " | ".join(values) + " |")
-
-
-def configurations_section() -> List[str]:
-    """Every configuration against nnU-Net (``python -m benchmarks.configurations``), latest run."""
-    found = sorted((HERE / "results").glob("*_configurations_*.json"))
-    if not found:
-        return []
-    data = json.loads(found[-1].read_text())
-    tools = data["tools"]
-    names = list(tools)
-    lines = ["", "## Configurations side by side: 3d_occ, 3d_ossnet and nnU-Net", "",
-             f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
-             f"cores, {data['device']}), {data['dataset']}, both tools planned for {data['memory_target_gb']:g} GB, "
-             f"{data['budget_minutes']:g} minutes of training each; raw figures in "
-             f"`{found[-1].relative_to(HERE.parent)}`.", "",
-             "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-
-    row = partial(_table_row, lines, tools, names)
-
-    plans = data.get("nnocc_plans", {}).get("configurations", {})
-    lines.append("| parameters (planned) | " + " | ".join(
-        f"{plans[n]['parameters'] / 1e6:.2f} M" if n in plans else "–" for n in names) + " |")
-    lines.append("| patch, batch, points (planned) | " + " | ".join(
-        f"{plans[n]['patch_size']}, {plans[n]['batch_size']}, {plans[n]['points']}" if n in plans else "–"
-        for n in names) + " |")
-    lines.append("| planner's training estimate (MB, above the idle process) | " + " | ".join(
-        f"{plans[n]['estimated_peak_gb'] * 1024:.0f}" if n in plans else "–" for n in names) + " |")
-    at_points = data.get("training_memory_at_recipe_points", {})
-    lines.append("| training at 2^14 points, planned patch and batch (MB, 3 steps above the idle process) | " + " | ".join(
-        _fmt(at_points[n]["peak_mb"], 0) if n in at_points else "–" for n in names) + " |")
-    row("training peak RSS, end of training (MB)", lambda t: t["train"]["peak_memory_mb_in_process"], 0)
-    row("peak RSS of the whole command, final validation included (MB)", lambda t: t["train"]["peak_rss_mb"], 0)
-    row("seconds per iteration", lambda t: t["train"]["seconds_per_iteration"])
-    row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
-    row("inference seconds per case (TTA)", lambda t: t["predict"]["seconds_per_case"], 1)
-    row("inference peak RSS (MB)", lambda t: t["predict"]["peak_rss_mb"], 0)
-    for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
-        row(f"Dice {cls}", lambda t, c=cls: t["evaluation"][c]["dice"], 3)
-        row(f"SD@1mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@1"], 3)
-        row(f"HD95 {cls} (mm)", lambda t, c=cls: t["evaluation"][c]["hd95"], 1)
-    seeded = tools.get("3d_ossnet", {}).get("seeded_vs_unseeded_mise")
-    if seeded:
-        lines += ["", "OSS-Net's encoder-seeded MISE against the original MISE on the same network (no TTA, no "
-                  "refinement pass): seeded "
-                  f"{_fmt(seeded['seeded']['seconds_total'], 2)} s and {_fmt(seeded['seeded']['queries'], 0)} queries per "
-                  f"case, unseeded {_fmt(seeded['unseeded']['seconds_total'], 2)} s and "
-                  f"{_fmt(seeded['unseeded']['queries'], 0)}: {_fmt(seeded['speed_up'], 2)}x faster, disagreeing on "
-                  f"{_fmt(seeded['voxel_disagreement_percent'], 4)} % of the voxels (the paper: 2x, 6e-4 %)."]
-    lines += ["", f"The plans recommended `{data['nnocc_plans'].get('recommended')}`: "
-              f"{data['nnocc_plans'].get('reason')}."]
-    lines += configuration_goals(tools, seeded, at_points)
-    lines += ["", "How to read it: a short CPU budget is a few hundred iterations, enough for 3d_occ to find the "
-              "kidneys but not for 3d_ossnet, whose recipe (the paper's: cross-entropy alone, batch 1, Lookahead "
-              "over RAdam at 3e-4, 50 epochs on two GPUs there) still predicts background, nor for nnU-Net (tens of "
-              "iterations). The Dice rows compare speed of learning on modest hardware, not converged models. On a "
-              "CPU, memory is the process's resident set: the planner's estimate counts training above the idle "
-              "process (Python, torch and the loader take about 0.5 GB more), and 3d_ossnet's whole-command peak "
-              "comes from the final validation, which encodes whole cases under eight mirrorings. The MISE "
-              "figures compare one network with itself and hold whatever its training."]
-    return lines
-
-
-def configuration_goals(tools: Dict, seeded: Optional[Dict], at_points: Dict) -> List[str]:
-    """The issue's goals for 3d_ossnet, met or missed as measured."""
-    rows = []
-    unet = tools.get("nnunet", {})
-    if "3d_ossnet" in at_points and unet:
-        ratio = _ratio(at_points["3d_ossnet"]["peak_mb"], unet["train"].get("peak_rss_mb"))
-        rows.append(("3d_ossnet training memory at 2^14 points at most 1/5 of nnU-Net's (the paper: 2.59 against "
-                     "14.41 GB)", f"{_fmt(ratio, 2)} of nnU-Net's training peak", ratio is not None and ratio <= 0.2))
-    if seeded:
-        rows.append(("seeded MISE about 2x faster than unseeded (the paper: 2x)", f"{_fmt(seeded['speed_up'], 2)}x",
-                     seeded["speed_up"] >= 1.8))
-        rows.append(("seeded and unseeded MISE disagree on about 6e-4 % of the voxels (the paper)",
-                     f"{_fmt(seeded['voxel_disagreement_percent'], 4)} %", seeded["voxel_disagreement_percent"] <= 1e-3))
-    if not rows:
-        return []
-    return ["", "| goal | measured | met |", "|---|---|---|"] + \
-        [f"| {goal} | {value} | {'met' if met else 'missed'} |" for goal, value, met in rows]
-
-
-def sconet_section() -> List[str]:
-    """3d_sconet against 3d_occ and nnU-Net, with the descriptor ablation (``python -m benchmarks.sconet``)."""
-    found = sorted((HERE / "results").glob("[0-9]*_sconet_*.json"))       # dated runs, not the memory model
-    if not found:
-        return []
-    data = json.loads(found[-1].read_text())
-    tools = data["tools"]
-    names = list(tools)
-    lines = ["", "## SCONet (3d_sconet): a contour point cloud instead of the image", "",
-             f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
-             f"cores, {data['device']}), {data['dataset']} (generated, {' x '.join(map(str, data['shape']))} voxels), "
-             f"both tools planned for {data['memory_target_gb']:g} GB, {data['budget_minutes']:g} minutes of training "
-             f"each, no test-time mirroring; raw figures in `{found[-1].relative_to(HERE.parent)}`."
-             + "".join(f" Then, on the same work folder, `{c}`." for c in data.get("commands", [])[1:]), "",
-             "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-
-    row = partial(_table_row, lines, tools, names)
-
-    row("parameters (M)", lambda t: t["inference_cost"]["parameters"] / 1e6, 2)
-    row("inference GFLOPs per case", lambda t: t["inference_cost"]["gflops"], 1)
-    row("inference peak memory above model and case (MB)", lambda t: t["inference_cost"]["peak_memory_mb"], 0)
-    row("inference seconds per case", lambda t: t["inference_cost"]["seconds"], 1)
-    row("contour extraction, preprocessing (MB above the case)",
-        lambda t: t["inference_cost"]["contour_extraction"]["peak_memory_mb"], 0)
-    row("contour extraction (seconds)", lambda t: t["inference_cost"]["contour_extraction"]["seconds"], 1)
-    row("training seconds per iteration", lambda t: t["train"]["seconds_per_iteration"])
-    row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
-    for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
-        row(f"Dice {cls}", lambda t, c=cls: t["evaluation"][c]["dice"], 3)
-        row(f"SD@1mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@1"], 3)
-        row(f"SD@3mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@3"], 3)
-    ratio = data.get("ratios_to_nnunet", {}).get("3d_sconet")
-    if ratio:
-        met = ratio["peak_memory_mb"] <= 0.2 and ratio["gflops"] <= 0.2
-        lines += ["", f"3d_sconet / nnU-Net per case: memory {_fmt(ratio['peak_memory_mb'], 3)}, GFLOPs "
-                  f"{_fmt(ratio['gflops'], 3)}, parameters {_fmt(ratio['parameters'], 3)} (goal: memory and GFLOPs at "
-                  f"most 0.2; {'met' if met else 'missed'}). The paper: 0.83 / 4.48 GB and 120 / 2,980 GFLOPs per "
-                  f"256 x 256 x 100 volume."]
-    ablation = data.get("descriptor_ablation", {})
-    if ablation:
-        classes = [c for c in ablation["gradient"] if c != "mean"]
-        lines += ["", "The paper's descriptor ablation (its Table 2: none .788, intensity .820, 3D-SURF .867 mean "
-                  "Dice), 3d_sconet at the same budget:", "",
-                  "| descriptor | " + " | ".join(f"Dice {c}" for c in classes) + " | mean Dice | mean SD@1mm |",
-                  "|---|" + "---|" * (len(classes) + 2)]
-        variants = dict(ablation)
-        if "intensity_augmentation" in data:
-            variants["gradient, intensity augmentation before a fresh extraction per step"] = data["intensity_augmentation"]
-        for name, figures in variants.items():
-            lines.append(f"| {name} | " + " | ".join(_fmt(figures[c]["dice"], 3) for c in classes)
-                         + f" | {_fmt(figures['mean']['dice'], 3)} | {_fmt(figures['mean']['surface_dice@1'], 3)} |")
-        augmented = data.get("intensity_augmentation", {}).get("train")
-        if augmented:
-            lines += ["", f"With intensity augmentation and a fresh extraction per step, a step took "
-                      f"{_fmt(augmented['seconds_per_iteration'], 2)} s ({_fmt(augmented['iterations'], 0)} in the budget) "
-                      f"against {_fmt(tools['3d_sconet']['train']['seconds_per_iteration'], 2)} s "
-                      f"({_fmt(tools['3d_sconet']['train']['iterations'], 0)})."]
-    lines += ["", "How to read it: on a CPU, inference memory is the growth of the resident set while one "
-              "preprocessed case is predicted, above the loaded model and case (each tool's preprocessing runs in a "
-              "process of its own, benchmarks/inference_cost.py); GFLOPs are torch's flop counter over the same "
-              "prediction (matrix products and convolutions). 3d_sconet's contour extraction (numpy and SimpleITK, "
-              "no FLOPs counted) is preprocessing, as the paper's offline extraction and nnU-Net's resampling are: "
-              "its own rows give what it costs. The descriptor is ours (oriented gradient sums over an 11^3 "
-              "neighbourhood, preprocessing/contours.py), not the paper's 3D-SURF binary."]
-    return lines
-
-
 def stitching_section() -> List[str]:
     """Nearest-tile against Gaussian-blended stitching (``python -m benchmarks.stitching``)."""
     path = HERE / "results" / "stitching_cpu.json"
@@ -347,6 +189,9 @@ def stitching_section() -> List[str]:
 
 
 def write_readme(results: Dict, path: Path) -> None:
+    # imported here: those sections use this module's helpers
+    from benchmarks.report_configurations import configurations_section, sconet_section
+
     images = plots(results, HERE)
     n, u = results["nnocc"], results.get("nnunet")
     lines = ["# Benchmarks: nnocc against nnU-Net v2", "",

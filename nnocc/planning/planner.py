@@ -31,7 +31,7 @@ method, so a custom planner overrides only what it changes):
    and refines them at inference) or its patch covers a quarter of the median case; else (context
    patches cannot see at once) ``3d_ossnet`` when it sees the whole case at half resolution and no
    structure is smaller than two of its 7-voxel neighbourhoods; else ``3d_sconet`` when no
-   structure is smaller than two of its grid cells; else ``3d_occ``.
+   structure is smaller than two of its grid cells; else ``3d_occ`` (recommendation.py).
    ``nnocc_find_best_configuration`` then decides on cross-validation.
 """
 from __future__ import annotations
@@ -46,7 +46,6 @@ import numpy as np
 
 from nnocc.architectures.base import PlanningHints
 from nnocc.architectures.registry import architecture_class, architecture_facts, registered
-from nnocc.architectures.sconet import GRID_PADDING
 from nnocc.fingerprint.fingerprint import DatasetFingerprint, StructureStatistics
 from nnocc.io.dataset_json import DatasetDescription
 from nnocc.planning.memory_model import TrainingFootprint, training_footprint
@@ -65,6 +64,7 @@ from nnocc.planning.plans import (
     SamplingPlan,
     TrainingPlan,
 )
+from nnocc.planning.recommendation import recommend_configuration
 from nnocc.planning.target_spacing import out_of_plane_axis, target_spacing
 from nnocc.utils.errors import NnoccError
 
@@ -73,13 +73,11 @@ MAX_BATCH = 16
 PATCH_BUDGET_SHARE = 0.85
 PRESET_BUDGET_SHARE = 0.25
 COARSER_GLOBAL_INPUT = 2          # how much coarser a whole-case input gets when the first does not fit
-OSSNET_NEIGHBOURHOOD = 7          # voxels: the raw image OSS-Net's decoder sees around a point
 # Canny hysteresis thresholds as shares of the foreground intensity spread: the paper's 20 / 50 HU
 # are 0.27 / 0.67 of KiTS's foreground standard deviation (about 75 HU)
 CANNY_THRESHOLD_SHARES = (0.25, 0.65)
 CANNY_MIN_VARIANCE_MM2 = 2.0      # the paper's smoothing (variance 2 mm^2) unless the voxels are coarser
 CASE_EXTENT_PERCENTILE = 95       # a point-cloud grid covers this share of the cases' extents
-SCONET_MIN_CELLS = 2              # a structure should span this many grid cells for 3d_sconet to see it
 
 
 @dataclasses.dataclass
@@ -165,33 +163,8 @@ class OccupancyPlanner:
                 config.data_identifier = owner.data_identifier
 
     def recommend(self, configurations: Dict[str, ConfigurationPlan]) -> Tuple[str, str]:
-        occ = configurations.get("3d_occ")
-        if occ is None:
-            first = next(iter(configurations))
-            return first, f"3d_occ does not fit {self.budget_gb:g} GB; {first} does"
-        coverage = float(np.prod(np.minimum(np.asarray(occ.patch_size) / np.maximum(occ.median_shape, 1), 1.0)))
-        smallest = self.structure_size_mm(self.fingerprint.labels())
-        if occ.mise.refine_labels:
-            return "3d_occ", (f"small structures (labels {occ.mise.refine_labels}, the smallest {smallest:.1f} mm): "
-                              f"3d_occ samples patches around them and refines them at inference (seed 000)")
-        if coverage >= 0.25:
-            return "3d_occ", (f"the 3d_occ patch covers {coverage:.0%} of the median case at full resolution; a "
-                              f"whole-case configuration would add little context (the rule: coverage under 25 %)")
-        oss, sco = configurations.get("3d_ossnet"), configurations.get("3d_sconet")
-        if oss is not None and max(oss.architecture.kwargs.get("global_downsampling", [1])) <= 2 \
-                and smallest >= 2 * OSSNET_NEIGHBOURHOOD * max(oss.spacing):
-            return "3d_ossnet", (f"no small structures (the smallest {smallest:.1f} mm), the 3d_occ patch covers "
-                                 f"{coverage:.0%} of the median case, and 3d_ossnet sees the whole case at half "
-                                 f"resolution within {self.budget_gb:g} GB")
-        if sco is not None and smallest >= SCONET_MIN_CELLS * sconet_cell_mm(sco):
-            return "3d_sconet", (f"no small structures (the smallest {smallest:.1f} mm), the 3d_occ patch covers "
-                                 f"{coverage:.0%} of the median case, 3d_ossnet "
-                                 f"{'does not see the whole case at half resolution' if oss else 'does not fit'}; "
-                                 f"3d_sconet sees it whole through its contours, with {sconet_cell_mm(sco):.1f} mm "
-                                 f"cells, at a fraction of the memory (seed 002)")
-        return "3d_occ", (f"the 3d_occ patch covers {coverage:.0%} of the median case, but no whole-case "
-                          f"configuration both fits {self.budget_gb:g} GB and resolves the smallest structure "
-                          f"({smallest:.1f} mm)")
+        return recommend_configuration(configurations, self.structure_size_mm(self.fingerprint.labels()),
+                                       self.budget_gb)
 
     # ---- geometry ------------------------------------------------------------------------
     def median_shape_at(self, spacing: Sequence[float]) -> np.ndarray:
@@ -392,12 +365,6 @@ class OccupancyPlanner:
         coarse = max(min(spacing), coarse)
         return MisePlan(coarse_spacing_mm=float(coarse), threshold=0.5, uncertainty_margin=0.4,
                         refine_labels=small, seed_from_aux=hints.seed_mise_from_aux)
-
-
-def sconet_cell_mm(config: ConfigurationPlan) -> float:
-    """The largest cell of a point-cloud grid, in millimetres."""
-    kwargs = config.architecture.kwargs
-    return max(kwargs["grid_extent_mm"]) * (1 + 2 * GRID_PADDING) / kwargs["grid_size"]
 
 
 def _same_preprocessing(a: ConfigurationPlan, b: ConfigurationPlan) -> bool:
