@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
 from benchmarks.report import HERE, _fmt, _ratio
 
@@ -20,19 +21,30 @@ def _table_row(lines: List[str], tools: Dict, names: List[str], label: str, gett
     lines.append(f"| {label} | " + " | ".join(values) + " |")
 
 
+def _latest_run(pattern: str) -> Optional[Tuple[Path, Dict]]:
+    found = sorted((HERE / "results").glob(pattern))
+    return (found[-1], json.loads(found[-1].read_text())) if found else None
+
+
+def _how_it_ran(data: Dict, path: Path, dataset: str, conditions: str) -> str:
+    """The command(s), date, machine and conditions of a comparison at one memory target and budget."""
+    return (f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
+            f"cores, {data['device']}), {dataset}, both tools planned for {data['memory_target_gb']:g} GB, "
+            f"{data['budget_minutes']:g} minutes of training each{conditions}; raw figures in "
+            f"`{path.relative_to(HERE.parent)}`."
+            + "".join(f" Then, on the same work folder, `{c}`." for c in data.get("commands", [])[1:]))
+
+
 def configurations_section() -> List[str]:
     """Every configuration against nnU-Net (``python -m benchmarks.configurations``), latest run."""
-    found = sorted((HERE / "results").glob("*_configurations_*.json"))
-    if not found:
+    latest = _latest_run("*_configurations_*.json")
+    if latest is None:
         return []
-    data = json.loads(found[-1].read_text())
+    path, data = latest
     tools = data["tools"]
     names = list(tools)
     lines = ["", "## Configurations side by side: 3d_occ, 3d_ossnet and nnU-Net", "",
-             f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
-             f"cores, {data['device']}), {data['dataset']}, both tools planned for {data['memory_target_gb']:g} GB, "
-             f"{data['budget_minutes']:g} minutes of training each; raw figures in "
-             f"`{found[-1].relative_to(HERE.parent)}`.", "",
+             _how_it_ran(data, path, data["dataset"], ""), "",
              "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
     row = partial(_table_row, lines, tools, names)
@@ -101,18 +113,15 @@ def configuration_goals(tools: Dict, seeded: Optional[Dict], at_points: Dict) ->
 
 def sconet_section() -> List[str]:
     """3d_sconet against 3d_occ and nnU-Net, with the descriptor ablation (``python -m benchmarks.sconet``)."""
-    found = sorted((HERE / "results").glob("[0-9]*_sconet_*.json"))       # dated runs, not the memory model
-    if not found:
+    latest = _latest_run("[0-9]*_sconet_*.json")       # dated runs, not the memory model's
+    if latest is None:
         return []
-    data = json.loads(found[-1].read_text())
+    path, data = latest
     tools = data["tools"]
     names = list(tools)
     lines = ["", "## SCONet (3d_sconet): a contour point cloud instead of the image", "",
-             f"`{data['command']}` on {data['date']} ({data['machine'].get('processor')}, {data['machine'].get('cores')} "
-             f"cores, {data['device']}), {data['dataset']} (generated, {' x '.join(map(str, data['shape']))} voxels), "
-             f"both tools planned for {data['memory_target_gb']:g} GB, {data['budget_minutes']:g} minutes of training "
-             f"each, no test-time mirroring; raw figures in `{found[-1].relative_to(HERE.parent)}`."
-             + "".join(f" Then, on the same work folder, `{c}`." for c in data.get("commands", [])[1:]), "",
+             _how_it_ran(data, path, f"{data['dataset']} (generated, {' x '.join(map(str, data['shape']))} voxels)",
+                         ", no test-time mirroring"), "",
              "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
     row = partial(_table_row, lines, tools, names)

@@ -93,6 +93,7 @@ class Sizing:
 class OccupancyPlanner:
     plans_name = "nnoccPlans"
     architectures: Optional[Sequence[str]] = None        # None: every registered one
+    contour_descriptor = "gradient"                      # point-cloud encoders' descriptor (contours.py)
 
     def __init__(self, fingerprint: DatasetFingerprint, description: DatasetDescription,
                  gpu_memory_target_gb: float = 8.0, plans_name: Optional[str] = None):
@@ -193,7 +194,7 @@ class OccupancyPlanner:
     def architecture_kwargs(self, architecture: str, preset: str, spacing: Sequence[float], **extra) -> Dict:
         cls = architecture_class(architecture)
         if cls.input_kind == "point_cloud":
-            extra.update(point_features=DESCRIPTOR_CHANNELS[self.point_cloud(spacing).descriptor],
+            extra.update(point_features=DESCRIPTOR_CHANNELS[self.contour_descriptor],
                          grid_extent_mm=self.case_extent_mm())
         return cls.build_kwargs(preset, self.description.num_channels, self.description.num_outputs, spacing, **extra)
 
@@ -350,9 +351,9 @@ class OccupancyPlanner:
             note = (f"{lower * spread:.1f} / {upper * spread:.1f} HU: {lower:g} / {upper:g} of the foreground's "
                     f"standard deviation ({spread:.1f} HU)")
             return PointCloudPlan(variance, lower * spread / normalization.std, upper * spread / normalization.std,
-                                  thresholds_note=note)
-        return PointCloudPlan(variance, lower, upper, thresholds_note=f"{lower:g} / {upper:g} of the channel's "
-                                                                      f"standard deviation ({normalization.scheme})")
+                                  self.contour_descriptor, thresholds_note=note)
+        note = f"{lower:g} / {upper:g} of the channel's standard deviation ({normalization.scheme})"
+        return PointCloudPlan(variance, lower, upper, self.contour_descriptor, thresholds_note=note)
 
     def structure_size_mm(self, structures: Sequence[StructureStatistics]) -> float:
         sizes = [s.component_diameter_p05_mm for s in structures if s.cases_present > 0]

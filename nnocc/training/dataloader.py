@@ -109,7 +109,7 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         sample = {"points": points, "placement": self._placement(choice.centre, props.preprocessed_shape)}
         sample.update(self._targets(case, transform, points, "point"))
         if self.cloud_size:
-            sample["data"] = self._cloud_input(choice.case, choice.centre, sample, self.settings.augment)
+            sample["data"] = self._cloud_input(case, choice.centre, sample, self.settings.augment)
             return sample
         image = sample_volume(case.image, transform, order=3, fill=0.0)
         sample["data"] = augment_intensities(image, augmentation, self.rng) if augmentation else image
@@ -118,19 +118,19 @@ class OccupancyDataLoader(SlimDataLoaderBase):
             sample["grid_targets"] = self._grid_layout(sample["grid_targets"])
         return sample
 
-    def _cloud_input(self, name: str, centre: np.ndarray, sample: Dict[str, np.ndarray], augment: bool) -> np.ndarray:
+    def _cloud_input(self, case: PreprocessedCase, centre: np.ndarray, sample: Dict[str, np.ndarray],
+                     augment: bool) -> np.ndarray:
         """A draw of the case's contour cloud (with replacement, as the paper) in patch coordinates;
         with augmentation, it and the sample's query points move by one random affine, and with the
         plan's ``augment_intensities`` the cloud is extracted afresh from the intensity-augmented case."""
         settings = self.config.point_cloud
         assert self.cloud_folder is not None and self.cloud_size is not None and settings is not None
         if augment and settings.augment_intensities:      # costly: an extraction (Canny, descriptors) per step
-            case = self._case(name)
             image = augment_intensities(case.image[...], self.config.augmentation, self.rng)
-            cloud = extract_point_cloud(image, case.properties.preprocessed_spacing, settings, name,
+            cloud = extract_point_cloud(image, case.properties.preprocessed_spacing, settings, case.properties.name,
                                         seed=int(self.rng.integers(2 ** 31)))
         else:
-            cloud = load_point_cloud(self.cloud_folder, name)
+            cloud = load_point_cloud(self.cloud_folder, case.properties.name)
         rows = np.array(cloud[np.sort(self.rng.integers(0, len(cloud), self.cloud_size))], dtype=np.float32)
         rows[:, :3] = index_to_patch(rows[:, :3], patch_start(centre, self.patch_size).tolist(), self.patch_size)
         if augment:
