@@ -35,6 +35,14 @@ def _how_it_ran(data: Dict, path: Path, dataset: str, conditions: str) -> str:
             + "".join(f" Then, on the same work folder, `{c}`." for c in data.get("commands", [])[1:]))
 
 
+def _per_class_rows(row, tools: Dict, metrics: List[Tuple[str, str, int]]) -> None:
+    """Per class (as the first tool's evaluation lists them), one row per (label, metric key, digits)."""
+    for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
+        for label, key, digits in metrics:
+            row(f"{label} {cls}" + (" (mm)" if key == "hd95" else ""),
+                lambda t, c=cls, k=key: t["evaluation"][c][k], digits)
+
+
 def configurations_section() -> List[str]:
     """Every configuration against nnU-Net (``python -m benchmarks.configurations``), latest run."""
     latest = _latest_run("*_configurations_*.json")
@@ -66,10 +74,7 @@ def configurations_section() -> List[str]:
     row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
     row("inference seconds per case (TTA)", lambda t: t["predict"]["seconds_per_case"], 1)
     row("inference peak RSS (MB)", lambda t: t["predict"]["peak_rss_mb"], 0)
-    for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
-        row(f"Dice {cls}", lambda t, c=cls: t["evaluation"][c]["dice"], 3)
-        row(f"SD@1mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@1"], 3)
-        row(f"HD95 {cls} (mm)", lambda t, c=cls: t["evaluation"][c]["hd95"], 1)
+    _per_class_rows(row, tools, [("Dice", "dice", 3), ("SD@1mm", "surface_dice@1", 3), ("HD95", "hd95", 1)])
     seeded = tools.get("3d_ossnet", {}).get("seeded_vs_unseeded_mise")
     if seeded:
         lines += ["", "OSS-Net's encoder-seeded MISE against the original MISE on the same network (no TTA, no "
@@ -135,10 +140,7 @@ def sconet_section() -> List[str]:
     row("contour extraction (seconds)", lambda t: t["inference_cost"]["contour_extraction"]["seconds"], 1)
     row("training seconds per iteration", lambda t: t["train"]["seconds_per_iteration"])
     row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
-    for cls in [c for c in next(iter(tools.values()))["evaluation"] if c != "mean"]:
-        row(f"Dice {cls}", lambda t, c=cls: t["evaluation"][c]["dice"], 3)
-        row(f"SD@1mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@1"], 3)
-        row(f"SD@3mm {cls}", lambda t, c=cls: t["evaluation"][c]["surface_dice@3"], 3)
+    _per_class_rows(row, tools, [("Dice", "dice", 3), ("SD@1mm", "surface_dice@1", 3), ("SD@3mm", "surface_dice@3", 3)])
     ratio = data.get("ratios_to_nnunet", {}).get("3d_sconet")
     if ratio:
         met = ratio["peak_memory_mb"] <= 0.2 and ratio["gflops"] <= 0.2
