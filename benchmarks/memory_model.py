@@ -1,6 +1,6 @@
 """Calibrate and check the planner's memory model against measured peak training memory.
 
-    python -m benchmarks.memory_model [--architecture convocc|ossnet|sconet] [--fit] [--device cpu|cuda]
+    python -m benchmarks.memory_model [--architecture convocc|ossnet|sconet|swipe] [--fit] [--device cpu|cuda]
         [--out benchmarks/results/memory_model_cpu.json]
 
 Each configuration trains for a few iterations in a fresh process; on the CPU the peak is the
@@ -31,6 +31,10 @@ CONFIGS = {
     "sconet": [("grid32", [64, 128, 128], 1, 50000), ("grid32", [64, 128, 128], 1, 12500),
                ("grid32", [64, 128, 128], 2, 25000), ("grid64", [64, 128, 128], 1, 50000),
                ("grid64", [64, 128, 128], 1, 12500), ("grid64", [64, 128, 128], 2, 50000)],
+    # cubic crops (the paper's 96^3), the planner's point counts (x2 with one overreach copy)
+    "swipe": [("tiny", [64, 64, 64], 2, 2048), ("tiny", [96, 96, 96], 2, 4608), ("tiny", [128, 128, 128], 1, 8192),
+              ("small", [64, 64, 64], 2, 2048), ("small", [96, 96, 96], 2, 4608), ("base", [64, 64, 64], 2, 2048),
+              ("base", [96, 96, 96], 2, 4608)],
 }
 
 _CHILD = r"""
@@ -55,8 +59,8 @@ if model.cloud_size() is not None:
 p = torch.rand(batch, points, 3, device=device) - 0.5
 placement = Placement.centred(batch, patch, torch.device(device))
 for _ in range(3):
-    logits, aux = model(x, p, placement)
-    loss = logits.logsumexp(-1).mean() + (aux.mean() if aux is not None else 0)
+    logits, aux, terms = model(x, p, placement)
+    loss = logits.logsumexp(-1).mean() + (aux.mean() if aux is not None else 0) + sum(t.mean() for t in terms.values())
     opt.zero_grad(); loss.backward(); opt.step()
 if device == 'cuda':
     peak = torch.cuda.max_memory_allocated() / 2**20

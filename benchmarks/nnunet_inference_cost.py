@@ -3,9 +3,11 @@ nothing from nnocc.
 
     python benchmarks/nnunet_inference_cost.py prepare MODEL_FOLDER IMAGE WORK_DIR
     python benchmarks/nnunet_inference_cost.py measure MODEL_FOLDER WORK_DIR OUT_JSON [--tta]
+    python benchmarks/nnunet_inference_cost.py patch MODEL_FOLDER OUT_JSON
 
 The sliding-window prediction of one preprocessed case (fold 0, Gaussian weighting, step 0.5), as
 ``nnUNetv2_predict`` runs it: peak memory above the loaded model and case, FLOPs, parameters.
+``patch``: the FLOPs of one forward pass of the network on one patch (SwIPE's table 1 unit).
 """
 import json
 import resource
@@ -55,5 +57,15 @@ def measure(model_folder: Path, work: Path, out: Path, tta: bool) -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
 
 
+def patch_cost(model_folder: Path, out: Path) -> None:
+    predictor = predictor_for(model_folder, False)
+    patch = list(predictor.configuration_manager.patch_size)
+    channels = len(predictor.dataset_json["channel_names"])
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        predictor.network(torch.zeros(1, channels, *patch))
+    out.write_text(json.dumps({"tool": "nnunet", "patch_size": patch, "gflops_per_patch": counter.get_total_flops() / 1e9,
+                               "parameters": sum(p.numel() for p in predictor.network.parameters())}, indent=2) + "\n")
+
+
 if __name__ == "__main__":
-    dispatch(prepare, measure)
+    dispatch(prepare, measure, patch_cost)

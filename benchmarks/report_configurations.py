@@ -1,5 +1,6 @@
 """The benchmark readme's sections on the configurations: all of them beside nnU-Net
-(``python -m benchmarks.configurations``) and SCONet with its ablation (``python -m benchmarks.sconet``)."""
+(``python -m benchmarks.configurations``), SCONet with its ablation (``python -m benchmarks.sconet``)
+and SwIPE with its ablation (``python -m benchmarks.swipe``)."""
 from __future__ import annotations
 
 import json
@@ -174,4 +175,55 @@ def sconet_section() -> List[str]:
               "no FLOPs counted) is preprocessing, as the paper's offline extraction and nnU-Net's resampling are: "
               "its own rows give what it costs. The descriptor is ours (oriented gradient sums over an 11^3 "
               "neighbourhood, preprocessing/contours.py), not the paper's 3D-SURF binary."]
+    return lines
+
+
+def swipe_section() -> List[str]:
+    """3d_swipe against 3d_ossnet, 3d_occ and nnU-Net, per patch and trained, with the paper's ablation
+    (``python -m benchmarks.swipe``)."""
+    latest = _latest_run("[0-9]*_swipe_*.json")
+    if latest is None:
+        return []
+    path, data = latest
+    tools, patches = data["tools"], data["per_patch"]
+    lines = ["", "## SwIPE (3d_swipe): one implicit embedding per patch cell", "",
+             _how_it_ran(data, path, f"{data['dataset']} (generated, {' x '.join(map(str, data['shape']))} voxels)",
+                         ", no test-time mirroring"), "",
+             "Per patch (the paper's table 1: SwIPE 4.4 M parameters / 71.6 GFLOPs, U-Net 16.3 M / 800.9 on BCV's "
+             "96^3 crops). An occupancy network's patch is its encoding plus one query per voxel (the dense output "
+             "a voxel network gives; MISE asks far fewer, see the per-case rows below):", "",
+             "| model | patch | parameters (M) | encoding GFLOPs | MFLOPs per query | GFLOPs per patch, dense |",
+             "|---|---|---|---|---|---|"]
+    for name, cost in patches.items():
+        lines.append(f"| {name} | {' x '.join(map(str, cost['patch_size']))} | {_fmt(cost['parameters'] / 1e6, 2)} | "
+                     f"{_fmt(cost.get('gflops_encode'), 1)} | {_fmt(cost.get('mflops_per_query'), 3)} | "
+                     f"{_fmt(cost['gflops_per_patch'], 1)} |")
+    names = list(tools)
+    lines += ["", "Trained for the same budget:", "",
+              "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    row = partial(_table_row, lines, tools, names)
+    row("inference GFLOPs per case", lambda t: t["inference_cost"]["gflops"], 1)
+    row("inference peak memory above model and case (MB)", lambda t: t["inference_cost"]["peak_memory_mb"], 0)
+    row("inference seconds per case", lambda t: t["inference_cost"]["seconds"], 1)
+    row("training seconds per iteration", lambda t: t["train"]["seconds_per_iteration"])
+    row("iterations in the budget", lambda t: t["train"]["iterations"], 0)
+    _per_class_rows(row, tools, [("Dice", "dice", 3), ("SD@1mm", "surface_dice@1", 3), ("SD@3mm", "surface_dice@3", 3)])
+    ablation = data.get("ablation", {})
+    variants = {k: v for k, v in ablation.items() if isinstance(v, dict)}
+    if variants:
+        classes = [c for c in next(iter(variants.values())) if c not in ("mean", "train")]
+        lines += ["", f"The paper's ablation (2D, cumulative: MEA +2.1, image decoder +0.6, SPO +1.3 Dice points), "
+                  f"3d_swipe for {_fmt(ablation['budget_minutes'], 1)} minutes each:", "",
+                  "| variant | " + " | ".join(f"Dice {c}" for c in classes) + " | mean Dice | mean SD@1mm | iterations |",
+                  "|---|" + "---|" * (len(classes) + 3)]
+        for name, figures in variants.items():
+            lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(_fmt(figures[c]["dice"], 3) for c in classes)
+                         + f" | {_fmt(figures['mean']['dice'], 3)} | {_fmt(figures['mean']['surface_dice@1'], 3)} | "
+                         f"{_fmt(figures['train']['iterations'], 0)} |")
+    lines += ["", "How to read it: FLOPs are torch's flop counter (matrix products and convolutions); a SwIPE query at "
+              "inference is decoded from its cell and the cell's six face neighbours and averaged (the paper's code), "
+              "seven decodings, which is why its dense patch costs more than its encoding suggests. Per case, "
+              "inference memory is the growth of the resident set while one preprocessed case is predicted, above the "
+              "loaded model and case (benchmarks/inference_cost.py). Short CPU budgets compare speed of learning, not "
+              "converged models; the ablation runs are shorter still, so differences of a few hundredths are noise."]
     return lines

@@ -84,7 +84,7 @@ def inference_cost(tool: Union[NnoccTool, NnunetTool], ws: Workspace, label: str
     return json.loads(out.read_text()) | {"case": image.name}
 
 
-def train_predict_evaluate(tool: Union[NnoccTool, NnunetTool], ws: Workspace, label: str) -> Dict:
+def train_predict_evaluate(tool: Union[NnoccTool, NnunetTool], ws: Workspace, label: str, cost: bool = True) -> Dict:
     logger.info("%s: train fold 0 for %.1f minutes", label, ws.budget_minutes)
     figures: Dict = {"train": tool.train().to_dict() | tool.training_figures()}
     output = ws.root / f"predictions_{label}"
@@ -96,8 +96,9 @@ def train_predict_evaluate(tool: Union[NnoccTool, NnunetTool], ws: Workspace, la
         predicted |= {"stats": inference_stats(output)}
     figures["predict"] = predicted
     figures["evaluation"] = evaluate(ws, output, label)
-    logger.info("%s: inference cost of one case", label)
-    figures["inference_cost"] = inference_cost(tool, ws, label)
+    if cost:
+        logger.info("%s: inference cost of one case", label)
+        figures["inference_cost"] = inference_cost(tool, ws, label)
     return figures
 
 

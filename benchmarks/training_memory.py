@@ -24,8 +24,8 @@ opt = torch.optim.AdamW(model.parameters(), 1e-3)
 x = torch.randn(config.batch_size, config.architecture.kwargs['in_channels'], *patch, device=device)
 p = torch.rand(config.batch_size, points, 3, device=device) - 0.5
 for _ in range(3):
-    logits, aux = model(x, p)
-    loss = logits.logsumexp(-1).mean() + (aux.mean() if aux is not None else 0)
+    logits, aux, terms = model(x, p)
+    loss = logits.logsumexp(-1).mean() + (aux.mean() if aux is not None else 0) + sum(t.mean() for t in terms.values())
     opt.zero_grad(); loss.backward(); opt.step()
 peak = torch.cuda.max_memory_allocated() / 2**20 if device == 'cuda' else \
     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base

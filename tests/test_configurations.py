@@ -24,7 +24,8 @@ def _run(main, args):
 
 @pytest.fixture(scope="module")
 def two_configurations(ct_raw_root, tmp_path_factory):
-    """Dataset501 planned for 2 GB, where OSS-Net's whole case and SCONet's fit beside ConvOccNet."""
+    """Dataset501 planned for 2 GB, where OSS-Net's whole case, SCONet's and SwIPE's cubic crops fit beside
+    ConvOccNet."""
     from tests.conftest import folders_at, use_folders
 
     folders = folders_at(tmp_path_factory.mktemp("two_configurations"))
@@ -46,8 +47,8 @@ def configured(two_configurations, monkeypatch):
 def test_all_configurations_share_one_preprocessed_copy(configured):
     paths = dataset_paths(501)
     plans = Plans.load(paths.plans_file("nnoccPlans"))
-    assert set(plans.configurations) == {"3d_occ", "3d_ossnet", "3d_sconet"}
-    assert plans.data_folders() == {"nnoccPlans_3d_fullres": ["3d_occ", "3d_ossnet", "3d_sconet"]}
+    assert set(plans.configurations) == {"3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe"}
+    assert plans.data_folders() == {"nnoccPlans_3d_fullres": ["3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe"]}
     sco = plans.configurations["3d_sconet"]
     clouds = paths.preprocessed_data(sco.point_cloud_folder_name("nnoccPlans"))
     assert sorted(p.stem for p in clouds.glob("*.npy")) == sorted(p.stem for p in
@@ -112,7 +113,7 @@ def test_each_configuration_trains_resumes_predicts_and_is_compared(configured, 
     images = configured.raw / "Dataset501_SmallCT" / "imagesTs"
     assert _run(predict.main, ["-i", str(images), "-o", str(tmp_path / "out"), "-d", "501", "-f", "0",
                                "--disable_tta"]) == 1
-    assert "holds several configurations (3d_occ, 3d_ossnet, 3d_sconet); choose one with -c" in capsys.readouterr().err
+    assert "holds several configurations (3d_occ, 3d_ossnet, 3d_sconet, 3d_swipe); choose one with -c" in capsys.readouterr().err
     assert _run(predict.main, ["-i", str(images), "-o", str(tmp_path / "out"), "-d", "501", "-c", "3d_ossnet",
                                "-f", "0", "--disable_tta", "-npp", "1"]) == 0
     for image in sorted(images.glob("*_0000.nii.gz")):
@@ -126,11 +127,17 @@ def test_each_configuration_trains_resumes_predicts_and_is_compared(configured, 
     stats = json.loads((tmp_path / "sconet" / "inference_stats.json").read_text())["cases"]
     assert all(s["encoded_tiles"] == 1 and s["seconds_point_cloud"] > 0 for s in stats.values())   # one cloud, one tile
 
+    assert _run(train.main, ["501", "3d_swipe", "0", *SHORT]) == 0
+    _predicts_at_exact_geometry(images, tmp_path / "swipe", ["-d", "501", "-c", "3d_swipe", "-f", "0"])
+    log = (paths.model_folder("3d_swipe") / "fold_0" / "training_log.txt").read_text()
+    assert "final validation Dice" in log
+
     assert _run(train.main, ["501", "3d_occ", "0", *SHORT]) == 0
-    assert _run(find_best_configuration.main, ["-d", "501", "-c", "3d_occ", "3d_ossnet", "3d_sconet", "-f", "0",
+    everything = ("3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe")
+    assert _run(find_best_configuration.main, ["-d", "501", "-c", *everything, "-f", "0",
                                                "-np", "1", "--disable_ensembling"]) == 0
     information = json.loads((paths.results / "inference_information.json").read_text())
-    assert set(information["results"]) == {f"nnoccTrainer__nnoccPlans__{c}" for c in ("3d_occ", "3d_ossnet", "3d_sconet")}
+    assert set(information["results"]) == {f"nnoccTrainer__nnoccPlans__{c}" for c in everything}
     assert f"-c {information['best'].split('__')[-1]}" in information["commands"][0]
 
 
@@ -141,21 +148,26 @@ def _predicts_at_exact_geometry(images, out, args):
         assert geometry.differences(read_image(image)[1], tolerance=1e-6) == []
 
 
-def test_sconet_on_a_two_channel_mri(mri_raw_root, tmp_path, monkeypatch):
-    """The whole chain with -c 3d_sconet on MRI: contours from the first channel, z-scored thresholds."""
+@pytest.mark.parametrize("configuration", ["3d_sconet", "3d_swipe"])
+def test_the_whole_chain_on_a_two_channel_mri(configuration, mri_raw_root, tmp_path, monkeypatch):
+    """The whole chain with -c 3d_sconet (contours from the first channel, z-scored thresholds) and with
+    -c 3d_swipe (two channels into its encoder) on MRI."""
     from tests.conftest import copy_dataset, folders_at, use_folders
 
     folders = folders_at(tmp_path / "mri")
     use_folders(monkeypatch, folders)
     copy_dataset(mri_raw_root, folders)
     assert _run(plan_and_preprocess.main, ["-d", "502", "-np", "1", "--gpu_memory_target", "2",
-                                           "-c", "3d_sconet"]) == 0
-    config = Plans.load(dataset_paths(502).plans_file("nnoccPlans")).configuration("3d_sconet")
-    assert config.point_cloud is not None and "zscore" in config.point_cloud.thresholds_note
-    assert _run(train.main, ["502", "3d_sconet", "0", *SHORT]) == 0
+                                           "-c", configuration]) == 0
+    config = Plans.load(dataset_paths(502).plans_file("nnoccPlans")).configuration(configuration)
+    if configuration == "3d_sconet":
+        assert config.point_cloud is not None and "zscore" in config.point_cloud.thresholds_note
+    else:
+        assert config.architecture.kwargs["in_channels"] == 2 and len(set(config.patch_size)) == 1
+    assert _run(train.main, ["502", configuration, "0", *SHORT]) == 0
     images = folders.raw / "Dataset502_SmallMRI" / "imagesTs"
-    _predicts_at_exact_geometry(images, tmp_path / "out", ["-d", "502", "-c", "3d_sconet", "-f", "0"])
-    assert _run(find_best_configuration.main, ["-d", "502", "-c", "3d_sconet", "-f", "0", "-np", "1",
+    _predicts_at_exact_geometry(images, tmp_path / "out", ["-d", "502", "-c", configuration, "-f", "0"])
+    assert _run(find_best_configuration.main, ["-d", "502", "-c", configuration, "-f", "0", "-np", "1",
                                                "--disable_ensembling"]) == 0
     information = json.loads((dataset_paths(502).results / "inference_information.json").read_text())
-    assert information["best"] == "nnoccTrainer__nnoccPlans__3d_sconet"
+    assert information["best"] == f"nnoccTrainer__nnoccPlans__{configuration}"

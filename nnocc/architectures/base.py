@@ -20,6 +20,8 @@ An architecture declares:
   patch, or None: the loader then supplies targets at that grid's cell centres and the loss adds
   the auxiliary term, and inference may seed or guide MISE with it;
 * ``memory_calibration``: the memory model's coefficients fitted to its measured peaks;
+* ``LOSS_TERMS`` and ``training_terms(...)``: further terms of its training loss (SwIPE's image
+  decoder, patch overreach and embedding penalty), which the plan's ``training.loss_weights`` weigh;
 * ``pretrained_module()``: the part that ``--pretrained_weights`` loads;
 * ``parameter_groups(lr)``: per-group learning rates for the optimiser;
 * ``example_inputs(...)``: what the memory model traces on the ``meta`` device.
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -55,6 +57,16 @@ class PlanningHints:
     seed_mise_from_aux: bool = False                  # start MISE from the auxiliary prediction
     max_batch_size: Optional[int] = None              # None: the planner's rule (memory, 5 % of the data)
     augmentation: Dict[str, Any] = dataclasses.field(default_factory=dict)   # AugmentationPlan fields
+    point_sampler: Optional[str] = None               # None: uniform and band (training/points.py QUERY_SAMPLERS)
+    cubic_patch: bool = False                         # the same number of voxels on every axis (SwIPE's crops)
+
+
+class ForwardOutput(NamedTuple):
+    """A training forward pass: the decoder's logits (B, N, K), the auxiliary grid's logits or None, and
+    the architecture's further loss terms by name (``training_terms``)."""
+    logits: torch.Tensor
+    aux: Optional[torch.Tensor]
+    terms: Dict[str, torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -121,6 +133,8 @@ class OccupancyArchitecture(nn.Module, ABC):
     memory_calibration: ClassVar[Optional[MemoryCalibration]] = None
     # planning: presets from small to large; the planner takes the largest that fits the budget
     PRESET_ORDER: ClassVar[List[str]] = []
+    # names of the terms ``training_terms`` returns; the plan's ``training.loss_weights`` weighs each
+    LOSS_TERMS: ClassVar[Tuple[str, ...]] = ()
 
     in_channels: int
     num_outputs: int
@@ -169,10 +183,18 @@ class OccupancyArchitecture(nn.Module, ABC):
         grid = self.auxiliary_logits(encoding)
         return None if grid is None else lookup_features(grid, points)
 
+    def training_terms(self, points: torch.Tensor, encoding: Encoding) -> Dict[str, torch.Tensor]:
+        """Further terms of the training loss (``LOSS_TERMS``), by name: logits (B, r * N, K) of the points
+        decoded another way (r copies of the N points, copy after copy), which the loss scores against the
+        points' targets as it scores the decoder's; or a scalar penalty, added as it is.  Each is weighted
+        by the plan's ``training.loss_weights``."""
+        return {}
+
     def forward(self, image: torch.Tensor, points: torch.Tensor, placement: Optional[Placement] = None
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                ) -> ForwardOutput:
         encoding = self.encode(image, placement)
-        return self.decode(points, encoding), self.auxiliary_logits(encoding)
+        return ForwardOutput(self.decode(points, encoding), self.auxiliary_logits(encoding),
+                             self.training_terms(points, encoding))
 
     # ---- training -------------------------------------------------------------------------
     @abstractmethod

@@ -1,4 +1,4 @@
-"""Pieces shared by occupancy decoders: feature lookup, positional encoding, CBN blocks, heads.
+"""Pieces shared by occupancy architectures: nnU-Net's pooling rule, feature lookup, positional encoding, CBN blocks, heads.
 
 Shapes: ``B`` patches, ``N`` query points per patch, ``C`` feature channels, ``H`` hidden width,
 ``K`` outputs.  Points are patch coordinates in [-0.5, 0.5]^3, array order (see coordinates.py).
@@ -6,12 +6,30 @@ Shapes: ``B`` patches, ``N`` query points per patch, ``C`` feature channels, ``H
 from __future__ import annotations
 
 import math
+from typing import List, Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from nnocc.coordinates import patch_to_grid_sample
+
+MIN_POOLED_SIZE = 4      # nnU-Net's rule: an axis is not pooled below four voxels
+
+
+def pooling_strides(spacing: Sequence[float], stages: int, shape: Optional[Sequence[float]] = None
+                    ) -> List[List[int]]:
+    """Per stage, 2 on the axes whose spacing is within 2x of the finest and (when the input's
+    shape is known) that stay at least four voxels long, else 1 (nnU-Net's rules)."""
+    current = np.asarray(spacing, dtype=np.float64)
+    size = np.asarray(shape if shape is not None else [np.inf] * 3, dtype=np.float64)
+    strides = []
+    for _ in range(stages):
+        stride = [2 if s <= 2 * current.min() and n / 2 >= MIN_POOLED_SIZE else 1 for s, n in zip(current, size)]
+        current, size = current * np.asarray(stride), size / np.asarray(stride)
+        strides.append(stride)
+    return strides
 
 
 def lookup_features(grid: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nnocc.architectures.base import Encoding, MemoryCalibration, OccupancyArchitecture, Placement, PlanningHints
-from nnocc.architectures.blocks import ConditionalBatchNorm
+from nnocc.architectures.blocks import ConditionalBatchNorm, pooling_strides
 from nnocc.coordinates import patch_to_grid_sample
 
 # A least-squares fit of P5 / (1 + |Q4|) to LeakyReLU(0.01) on [-3, 3] (largest error 0.034).
@@ -106,23 +106,6 @@ class PAU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _Pade.apply(x, self.numerator.to(x.dtype), self.denominator.to(x.dtype))
-
-
-MIN_POOLED_SIZE = 4      # nnU-Net's rule: an axis is not pooled below four voxels
-
-
-def pooling_strides(spacing: Sequence[float], stages: int, shape: Optional[Sequence[float]] = None
-                    ) -> List[List[int]]:
-    """Per stage, 2 on the axes whose spacing is within 2x of the finest and (when the input's
-    shape is known) that stay at least four voxels long, else 1 (nnU-Net's rules)."""
-    current = np.asarray(spacing, dtype=np.float64)
-    size = np.asarray(shape if shape is not None else [np.inf] * 3, dtype=np.float64)
-    strides = []
-    for _ in range(stages):
-        stride = [2 if s <= 2 * current.min() and n / 2 >= MIN_POOLED_SIZE else 1 for s, n in zip(current, size)]
-        current, size = current * np.asarray(stride), size / np.asarray(stride)
-        strides.append(stride)
-    return strides
 
 
 def _triple(values: Sequence[int]) -> Tuple[int, int, int]:

@@ -16,6 +16,7 @@ ARCHITECTURES: Dict[str, str] = {
     "convocc": "nnocc.architectures.convocc:ConvOccNet",       # seed 000, configuration 3d_occ
     "ossnet": "nnocc.architectures.ossnet:OssNet",             # seed 001, configuration 3d_ossnet
     "sconet": "nnocc.architectures.sconet:SCONet",             # seed 002, configuration 3d_sconet
+    "swipe": "nnocc.architectures.swipe:SwIPE",                # seed 003, configuration 3d_swipe
 }
 
 

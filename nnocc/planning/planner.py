@@ -64,6 +64,7 @@ from nnocc.planning.plans import (
     SamplingPlan,
     TrainingPlan,
 )
+from nnocc.planning.point_cloud_plan import plan_point_cloud
 from nnocc.planning.recommendation import recommend_configuration
 from nnocc.planning.target_spacing import out_of_plane_axis, target_spacing
 from nnocc.utils.errors import NnoccError
@@ -73,10 +74,6 @@ MAX_BATCH = 16
 PATCH_BUDGET_SHARE = 0.85
 PRESET_BUDGET_SHARE = 0.25
 COARSER_GLOBAL_INPUT = 2          # how much coarser a whole-case input gets when the first does not fit
-# Canny hysteresis thresholds as shares of the foreground intensity spread: the paper's 20 / 50 HU
-# are 0.27 / 0.67 of KiTS's foreground standard deviation (about 75 HU)
-CANNY_THRESHOLD_SHARES = (0.25, 0.65)
-CANNY_MIN_VARIANCE_MM2 = 2.0      # the paper's smoothing (variance 2 mm^2) unless the voxels are coarser
 CASE_EXTENT_PERCENTILE = 95       # a point-cloud grid covers this share of the cases' extents
 
 
@@ -224,7 +221,7 @@ class OccupancyPlanner:
         for preset in order:
             kwargs = self.architecture_kwargs(architecture, preset, spacing)
             multiple = architecture_facts(architecture, kwargs, [1, 1, 1]).input_multiple
-            reference = self._rounded([min(m, REFERENCE_PATCH_VOXELS) for m in median_shape], multiple)
+            reference = self.start_patch(architecture, [min(m, REFERENCE_PATCH_VOXELS) for m in median_shape], multiple)
             if self.footprint(architecture, kwargs, reference, 2).estimated_gb() <= PRESET_BUDGET_SHARE * self.budget_gb:
                 chosen = preset
         self.notes.append(f"{architecture} size '{chosen}': the largest preset using at most "
@@ -234,17 +231,30 @@ class OccupancyPlanner:
     def choose_patch_and_batch(self, architecture: str, kwargs: Dict, spacing: Sequence[float],
                                median_shape: np.ndarray) -> Tuple[List[int], int, TrainingFootprint]:
         stride = architecture_facts(architecture, kwargs, [1, 1, 1]).input_multiple
-        patch = self._rounded(median_shape, stride)
+        patch = self.start_patch(architecture, median_shape, stride)
+        cubic = architecture_class(architecture).planning_hints().cubic_patch
         budget = PATCH_BUDGET_SHARE * self.budget_gb
         while self.footprint(architecture, kwargs, patch, 2).estimated_gb() > budget:
-            extents = [p * s if p > 2 * st else -1 for p, s, st in zip(patch, spacing, stride)]
+            if cubic:      # every axis by the multiple they share
+                step = math.lcm(*stride)
+                extents = [p * s if p > step else -1 for p, s in zip(patch, spacing)]
+            else:
+                extents = [p * s if p > 2 * st else -1 for p, s, st in zip(patch, spacing, stride)]
             axis = int(np.argmax(extents))
             if extents[axis] < 0:
                 raise NnoccError(f"a {self.budget_gb:g} GB budget cannot hold even the smallest patch; "
                                  f"raise --gpu_memory_target")
-            patch[axis] -= stride[axis]
+            patch = [p - step for p in patch] if cubic else [p - (st if a == axis else 0)
+                                                              for a, (p, st) in enumerate(zip(patch, stride))]
         batch = self.grow_batch(architecture, kwargs, patch, 2, spacing, self.points_for(architecture, patch))
         return patch, batch, self.footprint(architecture, kwargs, patch, batch)
+
+    def start_patch(self, architecture: str, shape: Union[Sequence[float], np.ndarray], multiple: Sequence[int]) -> List[int]:
+        """The shape rounded up to the input multiple; for a cubic patch (SwIPE's crops), its shortest axis
+        on every axis, rounded up to the multiple the axes share."""
+        if not architecture_class(architecture).planning_hints().cubic_patch:
+            return self._rounded(shape, multiple)
+        return [self._round_to(min(shape), math.lcm(*multiple))] * 3
 
     def grow_batch(self, architecture: str, kwargs: Dict, patch: Sequence[int], smallest: int,
                    spacing: Sequence[float], points: int) -> int:
@@ -329,7 +339,8 @@ class OccupancyPlanner:
         return SamplingPlan(random_share=shares[0], label_share=shares[1], donut_share=shares[2], case_share=shares[3],
                             donut_labels=small, donut_margin_mm=min(patch_mm) / 4,
                             points_per_patch=points or hints.points_per_patch or self.points_per_patch(patch),
-                            boundary_point_share=share, boundary_band_mm=band)
+                            boundary_point_share=share, boundary_band_mm=band,
+                            point_sampler=hints.point_sampler or "uniform_and_band")
 
     def augmentation(self, spacing: Sequence[float]) -> AugmentationPlan:
         aug = AugmentationPlan()
@@ -340,20 +351,7 @@ class OccupancyPlanner:
         return aug
 
     def point_cloud(self, spacing: Sequence[float]) -> PointCloudPlan:
-        """Canny's thresholds from the first channel's foreground spread (seed 002's 20 / 50 HU on KiTS-like
-        data), in the preprocessed image's units; its smoothing from the paper, or a voxel if coarser."""
-        normalization = self.normalization()[0]
-        lower, upper = CANNY_THRESHOLD_SHARES
-        variance = max(CANNY_MIN_VARIANCE_MM2, min(spacing) ** 2)
-        if normalization.scheme == "ct":
-            spread = self.fingerprint.intensities[normalization.channel].std
-            assert normalization.std is not None
-            note = (f"{lower * spread:.1f} / {upper * spread:.1f} HU: {lower:g} / {upper:g} of the foreground's "
-                    f"standard deviation ({spread:.1f} HU)")
-            return PointCloudPlan(variance, lower * spread / normalization.std, upper * spread / normalization.std,
-                                  self.contour_descriptor, thresholds_note=note)
-        note = f"{lower:g} / {upper:g} of the channel's standard deviation ({normalization.scheme})"
-        return PointCloudPlan(variance, lower, upper, self.contour_descriptor, thresholds_note=note)
+        return plan_point_cloud(self.normalization()[0], self.fingerprint.intensities, spacing, self.contour_descriptor)
 
     def structure_size_mm(self, structures: Sequence[StructureStatistics]) -> float:
         sizes = [s.component_diameter_p05_mm for s in structures if s.cases_present > 0]

@@ -48,6 +48,7 @@ class SamplingPlan:
     boundary_band_mm: float
     soft_point_targets: bool = False
     case_share: float = 0.0           # centred on the case (a patch that is the whole case, jittered by its slack)
+    point_sampler: str = "uniform_and_band"   # or 'class_balanced' (SwIPE): training/points.py
 
 
 @dataclass
@@ -82,6 +83,8 @@ class TrainingPlan:
     ce_weight: float = 1.0
     dice_weight: float = 1.0
     aux_weight: float = 0.1
+    # the decoder's term ('decoder', 1 unless named) and the architecture's further terms (its LOSS_TERMS)
+    loss_weights: Dict[str, float] = field(default_factory=dict)
     grad_clip: float = 12.0
     ema_pseudo_dice: float = 0.9
 

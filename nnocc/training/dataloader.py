@@ -34,10 +34,12 @@ from nnocc.training.augmentation import (
     sample_volume,
 )
 from nnocc.training.points import (
+    QUERY_SAMPLERS,
     boundary_band,
     label_points,
     original_indices,
     read_original_labels,
+    sample_class_balanced_points,
     sample_query_points,
     soft_label_points,
 )
@@ -66,6 +68,9 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         self.grid_shape = facts.aux_grid_shape
         self.grid_points = cell_centres(self.grid_shape).reshape(-1, 3) if self.grid_shape else None
         self.cloud_size = facts.cloud_size
+        if config.sampling.point_sampler not in QUERY_SAMPLERS:
+            raise ValueError(f"{config.name}: sampling.point_sampler {config.sampling.point_sampler!r} is not one of "
+                             f"{', '.join(QUERY_SAMPLERS)}")
         if self.cloud_size and (cloud_folder is None or config.point_cloud is None):
             raise ValueError(f"{config.name} reads point clouds: it needs their folder and the plan's settings")
         self._cases: Dict[str, PreprocessedCase] = {}
@@ -100,12 +105,7 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         field_augmentation = None if self.cloud_size else augmentation
         transform = random_spatial_transform(self.patch_size, choice.centre, props.preprocessed_spacing,
                                              field_augmentation, self.rng)
-        sampling = self.config.sampling
-        band = None
-        if sampling.boundary_point_share > 0:
-            labels_patch = sample_volume(case.seg, transform, order=0, fill=0.0)
-            band = boundary_band(labels_patch, sampling.boundary_band_mm, props.preprocessed_spacing)
-        points = sample_query_points(sampling.points_per_patch, sampling.boundary_point_share, band, self.rng)
+        points = self._query_points(case, transform)
         sample = {"points": points, "placement": self._placement(choice.centre, props.preprocessed_shape)}
         sample.update(self._targets(case, transform, points, "point"))
         if self.cloud_size:
@@ -117,6 +117,18 @@ class OccupancyDataLoader(SlimDataLoaderBase):
             sample.update(self._targets(case, transform, self.grid_points, "grid", soft=False))
             sample["grid_targets"] = self._grid_layout(sample["grid_targets"])
         return sample
+
+    def _query_points(self, case: PreprocessedCase, transform) -> np.ndarray:
+        sampling = self.config.sampling
+        balanced = sampling.point_sampler == "class_balanced"
+        if sampling.boundary_point_share <= 0 and not balanced:
+            return sample_query_points(sampling.points_per_patch, 0.0, None, self.rng)
+        labels = sample_volume(case.seg, transform, order=0, fill=0.0)
+        band = boundary_band(labels, sampling.boundary_band_mm, case.properties.preprocessed_spacing)
+        if balanced:
+            return sample_class_balanced_points(sampling.points_per_patch, labels, band,
+                                                sampling.boundary_point_share, self.rng)
+        return sample_query_points(sampling.points_per_patch, sampling.boundary_point_share, band, self.rng)
 
     def _cloud_input(self, case: PreprocessedCase, centre: np.ndarray, sample: Dict[str, np.ndarray],
                      augment: bool) -> np.ndarray:

@@ -58,8 +58,8 @@ class FoldTrainer:
         self.folder = run.output_folder
         names = run.description.output_names if run.regions else run.description.output_names[1:]
         self.log = TrainingLogger(self.folder, names, enabled=self.ctx.is_main)
-        self.loss = OccupancyLoss(run.regions, LossWeights(run.training.ce_weight, run.training.dice_weight,
-                                                           run.training.aux_weight))
+        t = run.training
+        self.loss = OccupancyLoss(run.regions, LossWeights(t.ce_weight, t.dice_weight, t.aux_weight, t.loss_weights))
         self.state = self._initial_state()
         self.last_saved = time.time()
         self.cpu_probe: Optional[CpuSpeedProbe] = CpuSpeedProbe() if self.device.type == "cpu" else None

@@ -1,7 +1,10 @@
 """Query points of a training patch and their labels.
 
-Points are drawn in patch coordinates: a share uniformly over the patch, the rest in a band
-around label boundaries (OSS-Net's border sampling), always jittered off the voxel lattice.
+Points are drawn in patch coordinates, always jittered off the voxel lattice, by one of two samplers
+(the plan's ``sampling.point_sampler``): ``uniform_and_band``, a share uniformly over the patch and
+the rest in a band around label boundaries (OSS-Net's border sampling); or ``class_balanced``
+(SwIPE), an equal count per label present in the patch, half of each within the band, drawn from a
+Latin hypercube over the patch.
 A point's label is read from the *original-resolution* label map at the point's position
 (through the patch's coordinate field), so resampling never blurs the supervision.
 """
@@ -53,6 +56,57 @@ def sample_query_points(num_points: int, boundary_share: float, band: Optional[n
     near = (chosen + 0.5) / size - 0.5
     points = np.concatenate([uniform, near], axis=0)
     return points[rng.permutation(num_points)].astype(np.float32)
+
+
+def latin_hypercube(num_points: int, rng: np.random.Generator) -> np.ndarray:
+    """(num_points, 3) in [-0.5, 0.5)^3, one point in each of ``num_points`` slabs per axis."""
+    strata = np.stack([rng.permutation(num_points) for _ in range(3)], axis=1)
+    return (strata + rng.uniform(size=(num_points, 3))) / num_points - 0.5
+
+
+LATIN_HYPERCUBE_OVERSAMPLING = 8     # candidates per wanted point; a class short of them is topped up from its voxels
+
+
+def _jittered_voxels(voxels: np.ndarray, count: int, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    chosen = voxels[rng.integers(len(voxels), size=count)] + rng.uniform(-0.5, 0.5, size=(count, 3))
+    return (chosen + 0.5) / shape - 0.5
+
+
+def _draw(candidates: np.ndarray, voxels: np.ndarray, count: int, shape: np.ndarray,
+          rng: np.random.Generator) -> np.ndarray:
+    """``count`` of the Latin-hypercube candidates, topped up from the voxels when there are too few."""
+    taken = candidates[rng.permutation(len(candidates))[:count]]
+    if len(taken) == count or len(voxels) == 0:
+        return taken
+    return np.concatenate([taken, _jittered_voxels(voxels, count - len(taken), shape, rng)])
+
+
+def sample_class_balanced_points(num_points: int, labels: np.ndarray, band: np.ndarray, boundary_share: float,
+                                 rng: np.random.Generator) -> np.ndarray:
+    """(num_points, 3) patch coordinates: an equal count per label present in the patch (background too),
+    ``boundary_share`` of each within the band, the rest beyond it (SwIPE).  ``labels`` and ``band`` are
+    the patch's voxels."""
+    shape = np.asarray(labels.shape)
+    candidates = latin_hypercube(LATIN_HYPERCUBE_OVERSAMPLING * num_points, rng)
+    voxel = tuple(np.clip(np.floor((candidates + 0.5) * shape).astype(int), 0, shape - 1).T)
+    label_of, near_of = labels[voxel], band[voxel]
+    present = np.unique(labels)
+    quotas = np.full(len(present), num_points // len(present))
+    quotas[: num_points - quotas.sum()] += 1
+    parts = []
+    for value, quota in zip(present, quotas):
+        inside = labels == value
+        near_voxels, far_voxels = np.argwhere(inside & band), np.argwhere(inside & ~band)
+        near = int(round(quota * boundary_share)) if len(near_voxels) else 0
+        near = quota if len(far_voxels) == 0 else near
+        mine = label_of == value
+        parts.append(_draw(candidates[mine & near_of], near_voxels, near, shape, rng))
+        parts.append(_draw(candidates[mine & ~near_of], far_voxels, quota - near, shape, rng))
+    points = np.concatenate(parts)
+    return points[rng.permutation(len(points))].astype(np.float32)
+
+
+QUERY_SAMPLERS = ("uniform_and_band", "class_balanced")
 
 
 def original_indices(points: np.ndarray, patch_size: Sequence[int], transform: SpatialTransform,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from nnocc.architectures.registry import architecture_class
 from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
 from nnocc.paths import DatasetPaths
 from nnocc.planning.plans import ConfigurationPlan, Plans, TrainingPlan
@@ -86,6 +87,14 @@ def check_training_plan(plan: TrainingPlan) -> None:
         raise NnoccError(f"optimizer {plan.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
 
 
+def check_loss_weights(plan: TrainingPlan, architecture: str) -> None:
+    """Every loss term the architecture returns needs a weight, so that none is silently left out."""
+    missing = [t for t in architecture_class(architecture).LOSS_TERMS if t not in plan.loss_weights]
+    if missing:
+        raise NnoccError(f"training.loss_weights has no weight for {architecture}'s loss term(s) {', '.join(missing)} "
+                         f"(re-plan, or --set loss_weights.{missing[0]}=VALUE)")
+
+
 def apply_overrides(plan: TrainingPlan, settings: TrainingSettings) -> TrainingPlan:
     """Command-line options win over the plan: --epochs, --iterations_per_epoch, --set key=value."""
     values = dict(settings.overrides)
@@ -94,10 +103,16 @@ def apply_overrides(plan: TrainingPlan, settings: TrainingSettings) -> TrainingP
         if option is not None:
             values[name] = option
     known = {f.name for f in dataclasses.fields(TrainingPlan)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted({k.split(".")[0] for k in values} - known)
     if unknown:
         raise NnoccError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    converted = {k: convert_setting(k, v, getattr(plan, k)) for k, v in values.items()}
+    converted = {k: convert_setting(k, v, getattr(plan, k)) for k, v in values.items() if "." not in k}
+    for key, value in values.items():      # loss_weights.overreach=0: one entry of a mapping
+        if "." in key:
+            name, entry = key.split(".", 1)
+            if not isinstance(getattr(plan, name), dict):
+                raise NnoccError(f"--set {key}: {name} is not a mapping")
+            converted[name] = {**converted.get(name, getattr(plan, name)), entry: convert_setting(key, value, 0.0)}
     updated = dataclasses.replace(plan, **converted)
     check_training_plan(updated)
     return updated
@@ -120,9 +135,10 @@ def prepare_run(paths: DatasetPaths, configuration: str, settings: TrainingSetti
     if config.point_cloud is not None:
         cloud_folder = paths.preprocessed_data(config.point_cloud_folder_name(plans.plans_name))
         check_point_clouds(cloud_folder, config, cases)
-    return TrainingRun(paths, plans, config, load_dataset_json(paths.dataset_json),
-                       apply_overrides(config.training, settings), settings, data_folder, output, train, val,
-                       cloud_folder)
+    training = apply_overrides(config.training, settings)
+    check_loss_weights(training, config.architecture.name)
+    return TrainingRun(paths, plans, config, load_dataset_json(paths.dataset_json), training, settings, data_folder,
+                       output, train, val, cloud_folder)
 
 
 def check_same_plans(existing_file: Path, plans: Plans, configuration: str) -> None:

@@ -48,9 +48,9 @@ def autocast(device: torch.device, enabled: bool):
 def forward_batch(model, batch: Dict[str, torch.Tensor], loss_fn: OccupancyLoss
                   ) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, float]]:
     """The architecture's forward pass on a loader batch and the loss: (logits, loss, loss parts)."""
-    logits, aux = model(batch["data"], batch["points"], Placement.from_rows(batch["placement"]))
-    loss, parts = loss_fn(logits, batch["point_targets"], aux, batch.get("grid_targets"))
-    return logits, loss, parts
+    output = model(batch["data"], batch["points"], Placement.from_rows(batch["placement"]))
+    loss, parts = loss_fn(output.logits, batch["point_targets"], output.aux, batch.get("grid_targets"), output.terms)
+    return output.logits, loss, parts
 
 
 def train_step(model, batch: Dict[str, torch.Tensor], loss_fn: OccupancyLoss, optimizer, scaler,

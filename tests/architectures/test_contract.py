@@ -69,8 +69,11 @@ def test_traces_on_the_meta_device(architecture):
 
 def test_output_shapes_and_auxiliary_grid(architecture):
     model, _, patch = _small(architecture)
-    logits, aux = model(_encoder_input(model, 2, patch), torch.rand(2, 100, 3) - 0.5, Placement.centred(2, patch))
+    logits, aux, terms = model(_encoder_input(model, 2, patch), torch.rand(2, 100, 3) - 0.5, Placement.centred(2, patch))
     assert logits.shape == (2, 100, OUTPUTS)
+    assert set(terms) <= set(model.LOSS_TERMS)
+    for term in terms.values():        # a penalty, or copies of the points' logits
+        assert term.dim() == 0 or (term.shape[0] == 2 and term.shape[1] % 100 == 0 and term.shape[2] == OUTPUTS)
     grid = model.aux_grid_shape(patch)
     assert (aux is None) == (grid is None)
     if grid is not None:
@@ -124,7 +127,7 @@ def test_a_few_steps_on_a_fixed_batch_lower_the_loss(architecture):
     grid = model.aux_grid_shape(patch)
     if grid is not None:
         batch["grid_targets"] = torch.zeros(2, *grid, dtype=torch.long)
-    loss_fn = OccupancyLoss(False, LossWeights(1.0, plan.dice_weight, plan.aux_weight))
+    loss_fn = OccupancyLoss(False, LossWeights(1.0, plan.dice_weight, plan.aux_weight, plan.loss_weights))
     losses = [train_step(model, batch, loss_fn, optimizer, None, False, 12.0)[0] for _ in range(12)]
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3]), losses
 

@@ -40,7 +40,7 @@ def _model(num_outputs=4, aux=True):
 
 def test_shapes_of_outputs_and_aux_head():
     model = _model()
-    logits, aux = model(torch.randn(2, 2, 16, 32, 32), torch.rand(2, 100, 3) - 0.5)
+    logits, aux, _ = model(torch.randn(2, 2, 16, 32, 32), torch.rand(2, 100, 3) - 0.5)
     assert logits.shape == (2, 100, 4)
     stride = model.grid_stride
     assert aux.shape == (2, 4, 16 // stride[0], 32 // stride[1], 32 // stride[2])

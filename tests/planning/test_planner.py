@@ -111,3 +111,21 @@ def test_sconet_is_recommended_for_large_structures_over_a_field_of_view_others_
     assert "mm cells" in plans.recommendation_reason and "3d_ossnet does not" in plans.recommendation_reason
     larger = OccupancyPlanner(fingerprint, parse_dataset_json(dataset, "dataset.json"), 4).plan()
     assert larger.recommended_configuration == "3d_ossnet", larger.recommendation_reason      # half resolution fits
+
+
+def test_swipe_plan_has_cubic_crops_class_balanced_points_and_the_papers_recipe():
+    plans = OccupancyPlanner(kits_like_fingerprint(), parse_dataset_json(KITS_JSON, "dataset.json"), 8).plan()
+    swipe = plans.configurations["3d_swipe"]
+    patch, multiple = swipe.patch_size, [32, 32, 32]
+    assert patch[0] == patch[1] == patch[2] and patch[0] % 32 == 0 and patch[0] >= 64
+    assert all(p % m == 0 for p, m in zip(patch, multiple)) and swipe.batch_size >= 2
+    assert swipe.memory.estimated_peak_gb <= 0.85 * 8
+    assert swipe.sampling.point_sampler == "class_balanced" and swipe.sampling.boundary_point_share == 0.5
+    assert swipe.sampling.boundary_band_mm == pytest.approx(10 * min(swipe.spacing))
+    t = swipe.training
+    assert (t.optimizer, t.lr_schedule, t.ce_weight, t.dice_weight) == ("adamw", "cosine", 0.5, 0.5)
+    assert t.loss_weights == {"decoder": 0.5, "image_decoder": 0.5, "overreach": 0.1, "embedding_l2": 1e-4}
+    assert plans.configurations["3d_occ"].sampling.point_sampler == "uniform_and_band"
+    smaller = OccupancyPlanner(kits_like_fingerprint(), parse_dataset_json(KITS_JSON, "dataset.json"), 2).plan()
+    small = smaller.configurations["3d_swipe"].patch_size
+    assert small[0] == small[1] == small[2] and small[0] <= patch[0]

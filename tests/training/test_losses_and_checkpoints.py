@@ -60,3 +60,21 @@ def test_pretrained_encoder_weights(tmp_path):
     torch.save({"unrelated": torch.ones(3)}, tmp_path / "other.pth")
     with pytest.raises(NnoccError, match="no tensor matches"):
         load_encoder_weights(target, tmp_path / "other.pth")
+
+
+def test_an_architectures_terms_are_weighted_by_the_plan():
+    import pytest as _pytest
+
+    from nnocc.training.losses import LossWeights, OccupancyLoss
+
+    torch.manual_seed(0)
+    logits, targets = torch.randn(2, 10, 3), torch.randint(0, 3, (2, 10))
+    copies = torch.cat([logits, logits], dim=1)                      # two copies of the points' logits
+    weights = LossWeights(0.5, 0.5, 0.0, {"decoder": 0.5, "overreach": 0.1, "embedding_l2": 1e-4})
+    loss = OccupancyLoss(False, weights)
+    plain, _ = OccupancyLoss(False, LossWeights(0.5, 0.5, 0.0))(logits, targets)
+    total, parts = loss(logits, targets, terms={"overreach": copies, "embedding_l2": torch.tensor(3.0)})
+    torch.testing.assert_close(total, 0.5 * plain + 0.1 * plain + 1e-4 * 3.0)
+    assert parts["embedding_l2"] == 3.0 and parts["overreach"] == _pytest.approx(float(plain))
+    with _pytest.raises(KeyError, match="no weight for the architecture's loss term 'image_decoder'"):
+        loss(logits, targets, terms={"image_decoder": logits})

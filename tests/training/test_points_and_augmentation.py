@@ -131,3 +131,23 @@ def test_phantom_image_augmentation_and_point_labels_agree(tmp_path):
             agree += (seen == targets).sum()
             total += len(targets)
     assert agree / total > 0.95, agree / total
+
+
+def test_class_balanced_points_give_each_label_its_share_half_near_its_boundary():
+    from nnocc.training.points import latin_hypercube, sample_class_balanced_points
+
+    labels = np.zeros((24, 40, 40), np.uint8)
+    labels[4:20, 5:35, 5:35] = 1                       # large
+    labels[10:13, 18:21, 18:21] = 2                    # small: 27 voxels, all of them near its boundary
+    band = boundary_band(labels, 3.0, (1.0, 1.0, 1.0))
+    points = sample_class_balanced_points(3000, labels, band, 0.5, np.random.default_rng(0))
+    assert points.shape == (3000, 3) and points.min() >= -0.5 and points.max() <= 0.5
+    voxels = tuple(np.clip(np.floor((points + 0.5) * labels.shape), 0, np.asarray(labels.shape) - 1).astype(int).T)
+    for value in (0, 1, 2):
+        mine = labels[voxels] == value
+        assert abs(mine.sum() - 1000) <= 30, (value, mine.sum())
+        if value < 2:
+            assert abs(band[voxels][mine].mean() - 0.5) < 0.05
+    # one point per slab on each axis
+    lhs = latin_hypercube(50, np.random.default_rng(1))
+    assert all(sorted(np.floor((lhs[:, a] + 0.5) * 50).astype(int)) == list(range(50)) for a in range(3))

@@ -30,6 +30,18 @@ def test_overrides_convert_and_the_schedule_is_used():
         apply_overrides(TrainingPlan(), TrainingSettings(fold=0, overrides={"lr_schedule": "step"}))
 
 
+def test_one_loss_weight_is_set_and_an_unweighted_term_is_refused():
+    from nnocc.training.run import check_loss_weights
+
+    plan = apply_overrides(TrainingPlan(loss_weights={"decoder": 0.5, "overreach": 0.1}),
+                           TrainingSettings(fold=0, overrides={"loss_weights.overreach": "0"}))
+    assert plan.loss_weights == {"decoder": 0.5, "overreach": 0.0}
+    with pytest.raises(NnoccError, match="initial_lr is not a mapping"):
+        apply_overrides(TrainingPlan(), TrainingSettings(fold=0, overrides={"initial_lr.x": "1"}))
+    with pytest.raises(NnoccError, match="no weight for swipe's loss term"):
+        check_loss_weights(plan, "swipe")
+
+
 def test_groups_keep_their_ratio_and_old_optimizer_states_resume():
     import torch
 
