@@ -20,10 +20,10 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from benchmarks.run import agreement, evaluate, inference_stats, machine, prepare_dataset
-from benchmarks.tools import NnoccTool, NnunetTool
+from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("benchmarks")
@@ -149,6 +149,21 @@ def add_nnunet(results: Dict, venv_option: Optional[str], ws, target: float,
     nnunet = NnunetTool(ws, venv, target)
     results["nnunet_plan_and_preprocess"] = nnunet.plan_and_preprocess().to_dict()
     results["tools"]["nnunet"] = train_predict(nnunet, ws, "nnunet")
+
+
+def start_comparison(args: argparse.Namespace, name: str, argv) -> Tuple[Workspace, float, Dict]:
+    """A comparison without test-time mirroring (``benchmarks.NAME``): its working folder and generated
+    dataset, the memory target both tools plan for, and the results' header."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    root = (args.work or HERE / "work" / name).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    ws = prepare_dataset(args, root)
+    target = args.memory_target or (8.0 if args.device == "cuda" else 2.0)
+    command = " ".join([f"python -m benchmarks.{name}", *(argv if argv is not None else sys.argv[1:])])
+    return ws, target, {"date": datetime.date.today().isoformat(), "command": command, "machine": machine(),
+                        "dataset": ws.dataset_name, "shape": args.shape, "device": args.device,
+                        "budget_minutes": args.budget_minutes, "memory_target_gb": target,
+                        "test_time_mirroring": False, "tools": {}}
 
 
 def save_results(results: Dict, out: Path) -> Path:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import logging
 import shutil
@@ -24,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Dict, Union
 
-from benchmarks.configurations import add_nnunet, plan_summary, save_results
+from benchmarks.configurations import add_nnunet, plan_summary, save_results, start_comparison
 from benchmarks.measure import measure
-from benchmarks.run import evaluate, inference_stats, machine, prepare_dataset
+from benchmarks.run import evaluate, inference_stats
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 
 HERE = Path(__file__).resolve().parent
@@ -137,16 +136,9 @@ def measure_costs_again(path: Path, command: str, ws: Workspace, tools: Dict[str
 
 def main(argv=None) -> Path:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    root = (args.work or HERE / "work" / "sconet").resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    ws = prepare_dataset(args, root)
-    target = args.memory_target or (8.0 if args.device == "cuda" else 2.0)
-    command = " ".join(["python -m benchmarks.sconet", *(argv if argv is not None else sys.argv[1:])])
-    results: Dict = {"date": datetime.date.today().isoformat(), "command": command, "machine": machine(),
-                     "dataset": ws.dataset_name, "shape": args.shape, "device": args.device,
-                     "budget_minutes": args.budget_minutes, "memory_target_gb": target, "test_time_mirroring": False,
-                     "tools": {}, "descriptor_ablation": {}}
+    ws, target, results = start_comparison(args, "sconet", argv)
+    results["descriptor_ablation"] = {}
+    command = results["command"]
     sco, occ = (NnoccTool(ws, target, sys.executable, c) for c in ("3d_sconet", "3d_occ"))
     if args.cost_only:
         return measure_costs_again(args.cost_only, command, ws, {"3d_sconet": sco, "3d_occ": occ}, target)

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Dict
 
-from benchmarks.configurations import add_nnunet, plan_summary, save_results
+from benchmarks.configurations import add_nnunet, plan_summary, save_results, start_comparison
 from benchmarks.measure import measure
 from benchmarks.patch_cost import model_patch_cost, planned_patch_cost
-from benchmarks.run import machine, prepare_dataset
 from benchmarks.sconet import train_predict_evaluate
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 
@@ -113,16 +111,7 @@ def ablation(ws: Workspace, target: float, minutes: float) -> Dict:
 
 def main(argv=None) -> Path:
     args = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    root = (args.work or HERE / "work" / "swipe").resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    ws = prepare_dataset(args, root)
-    target = args.memory_target or (8.0 if args.device == "cuda" else 2.0)
-    command = " ".join(["python -m benchmarks.swipe", *(argv if argv is not None else sys.argv[1:])])
-    results: Dict = {"date": datetime.date.today().isoformat(), "command": command, "machine": machine(),
-                     "dataset": ws.dataset_name, "shape": args.shape, "device": args.device,
-                     "budget_minutes": args.budget_minutes, "memory_target_gb": target, "test_time_mirroring": False,
-                     "tools": {}}
+    ws, target, results = start_comparison(args, "swipe", argv)
     tools = {c: NnoccTool(ws, target, sys.executable, c) for c in CONFIGURATIONS}
     results["nnocc_plan_and_preprocess"] = tools["3d_swipe"].plan_and_preprocess().to_dict()
     results["nnocc_plans"] = plan_summary(tools["3d_swipe"])

@@ -233,10 +233,10 @@ class OccupancyPlanner:
         stride = architecture_facts(architecture, kwargs, [1, 1, 1]).input_multiple
         patch = self.start_patch(architecture, median_shape, stride)
         cubic = architecture_class(architecture).planning_hints().cubic_patch
+        step = math.lcm(*stride)         # a cubic patch shrinks on every axis by the multiple they share
         budget = PATCH_BUDGET_SHARE * self.budget_gb
         while self.footprint(architecture, kwargs, patch, 2).estimated_gb() > budget:
-            if cubic:      # every axis by the multiple they share
-                step = math.lcm(*stride)
+            if cubic:
                 extents = [p * s if p > step else -1 for p, s in zip(patch, spacing)]
             else:
                 extents = [p * s if p > 2 * st else -1 for p, s, st in zip(patch, spacing, stride)]
