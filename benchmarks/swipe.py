@@ -24,7 +24,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 from benchmarks.configurations import add_nnunet, plan_summary, save_results, start_comparison
 from benchmarks.measure import measure
@@ -54,6 +54,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=None, help="working folder (default benchmarks/work/swipe)")
     p.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/...)")
     p.add_argument("--dataset", default="generated_ct", help=argparse.SUPPRESS)
+    p.add_argument("--background-weight-only", type=float, default=None, metavar="WEIGHT",
+                   help="only train 3d_swipe again with background points weighted WEIGHT times a label's, into the "
+                        "results of --out (same --work)")
     return p.parse_args(argv)
 
 
@@ -82,14 +85,15 @@ def nnunet_patch_cost(nnunet: NnunetTool, ws: Workspace) -> Dict:
     return json.loads(out.read_text())
 
 
-def variant_plans(tool: NnoccTool, name: str, changes: Dict) -> str:
-    """Plans ``name`` whose only configuration is 3d_swipe with other architecture arguments, on the
-    planned preprocessed data (same data identifier)."""
+def variant_plans(tool: NnoccTool, name: str, changes: Dict, sampling: Optional[Dict] = None) -> str:
+    """Plans ``name`` whose only configuration is 3d_swipe with other architecture arguments (or sampling
+    settings), on the planned preprocessed data (same data identifier)."""
     from nnocc.planning.plans import Plans
 
     plans = Plans.load(plans_folder(tool) / "nnoccPlans.json")
     config = plans.configuration("3d_swipe")
     config.architecture.kwargs.update(changes)
+    config.sampling = dataclasses.replace(config.sampling, **(sampling or {}))
     dataclasses.replace(plans, plans_name=name, configurations={"3d_swipe": config}).save(plans_folder(tool) / f"{name}.json")
     return name
 
@@ -109,9 +113,24 @@ def ablation(ws: Workspace, target: float, minutes: float) -> Dict:
     return out
 
 
+def with_background_weight(ws: Workspace, target: float, weight: float) -> Dict:
+    """3d_swipe again at the same budget, its background drawn ``weight`` times a label's count."""
+    name = variant_plans(NnoccTool(ws, target, sys.executable), f"nnoccPlans_swipe_background_{weight:g}", {},
+                         {"background_point_weight": weight})
+    return train_predict_evaluate(NnoccTool(ws, target, sys.executable, "3d_swipe", name), ws,
+                                  f"3d_swipe_background_{weight:g}")
+
+
 def main(argv=None) -> Path:
     args = parse(argv)
     ws, target, results = start_comparison(args, "swipe", argv)
+    if args.background_weight_only is not None:
+        out = args.out or HERE / "results" / f"{results['date']}_swipe_{args.device}.json"
+        earlier = json.loads(out.read_text())
+        label = f"3d_swipe, background x{args.background_weight_only:g}"
+        earlier["tools"][label] = with_background_weight(ws, target, args.background_weight_only)
+        earlier.setdefault("commands", [earlier["command"]]).append(results["command"])
+        return save_results(earlier, out)
     tools = {c: NnoccTool(ws, target, sys.executable, c) for c in CONFIGURATIONS}
     results["nnocc_plan_and_preprocess"] = tools["3d_swipe"].plan_and_preprocess().to_dict()
     results["nnocc_plans"] = plan_summary(tools["3d_swipe"])

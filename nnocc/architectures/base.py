@@ -57,7 +57,7 @@ class PlanningHints:
     seed_mise_from_aux: bool = False                  # start MISE from the auxiliary prediction
     max_batch_size: Optional[int] = None              # None: the planner's rule (memory, 5 % of the data)
     augmentation: Dict[str, Any] = dataclasses.field(default_factory=dict)   # AugmentationPlan fields
-    point_sampler: Optional[str] = None               # None: uniform and band (training/points.py QUERY_SAMPLERS)
+    sampling: Dict[str, Any] = dataclasses.field(default_factory=dict)       # SamplingPlan fields (point_sampler, ...)
     cubic_patch: bool = False                         # the same number of voxels on every axis (SwIPE's crops)
 
 

@@ -57,6 +57,7 @@ PRESET_ORDER = ["tiny", "small", "base"]
 CELL_VOXELS = 8                      # S: the paper's 3D patch-embedding size
 PE_FREQUENCIES = 2.0 ** np.linspace(0, 6, 6)
 DROPOUT = 0.1
+BACKGROUND_POINT_WEIGHT = 5.0       # BCV's 20,000 background points against 4,000 per organ
 LOSS_WEIGHTS = {"decoder": 0.5, "image_decoder": 0.5, "overreach": 0.1, "embedding_l2": 1e-4}
 
 
@@ -178,12 +179,14 @@ class SwIPE(OccupancyArchitecture):
     def planning_hints(cls) -> PlanningHints:
         # the paper: AdamW with cosine decay (7.5e-4 on BCV), 0.5 CE + 0.5 Dice per decoder, 0.5 / 0.5 / 0.1 /
         # 1e-4 for the patch decoder, image decoder, overreach and embeddings; class-balanced Latin-hypercube
-        # points, half of each class's within 10 voxels of its boundary; cubic crops
+        # points, half of each class's within 10 voxels of its boundary, the background five times a class's
+        # (BCV: 20,000 and 4,000 per organ); cubic crops
         return PlanningHints(training={"optimizer": "adamw", "initial_lr": 7.5e-4, "lr_schedule": "cosine",
                                        "ce_weight": 0.5, "dice_weight": 0.5, "aux_weight": 0.0,
                                        "loss_weights": dict(LOSS_WEIGHTS)},
-                             boundary_point_share=0.5, boundary_band_voxels=10.0, point_sampler="class_balanced",
-                             cubic_patch=True)
+                             boundary_point_share=0.5, boundary_band_voxels=10.0, cubic_patch=True,
+                             sampling={"point_sampler": "class_balanced",
+                                       "background_point_weight": BACKGROUND_POINT_WEIGHT})
 
     def input_multiple(self) -> List[int]:
         return [math.lcm(int(np.prod([s[a] for s in self.strides])), self.cell_voxels) for a in range(3)]

@@ -339,8 +339,7 @@ class OccupancyPlanner:
         return SamplingPlan(random_share=shares[0], label_share=shares[1], donut_share=shares[2], case_share=shares[3],
                             donut_labels=small, donut_margin_mm=min(patch_mm) / 4,
                             points_per_patch=points or hints.points_per_patch or self.points_per_patch(patch),
-                            boundary_point_share=share, boundary_band_mm=band,
-                            point_sampler=hints.point_sampler or "uniform_and_band")
+                            boundary_point_share=share, boundary_band_mm=band, **hints.sampling)
 
     def augmentation(self, spacing: Sequence[float]) -> AugmentationPlan:
         aug = AugmentationPlan()

@@ -49,6 +49,7 @@ class SamplingPlan:
     soft_point_targets: bool = False
     case_share: float = 0.0           # centred on the case (a patch that is the whole case, jittered by its slack)
     point_sampler: str = "uniform_and_band"   # or 'class_balanced' (SwIPE): training/points.py
+    background_point_weight: float = 1.0      # class_balanced: background points per foreground label's points
 
 
 @dataclass

@@ -127,7 +127,7 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         band = boundary_band(labels, sampling.boundary_band_mm, case.properties.preprocessed_spacing)
         if balanced:
             return sample_class_balanced_points(sampling.points_per_patch, labels, band,
-                                                sampling.boundary_point_share, self.rng)
+                                                sampling.boundary_point_share, self.rng, sampling.background_point_weight)
         return sample_query_points(sampling.points_per_patch, sampling.boundary_point_share, band, self.rng)
 
     def _cloud_input(self, case: PreprocessedCase, centre: np.ndarray, sample: Dict[str, np.ndarray],

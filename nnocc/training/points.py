@@ -3,8 +3,8 @@
 Points are drawn in patch coordinates, always jittered off the voxel lattice, by one of two samplers
 (the plan's ``sampling.point_sampler``): ``uniform_and_band``, a share uniformly over the patch and
 the rest in a band around label boundaries (OSS-Net's border sampling); or ``class_balanced``
-(SwIPE), an equal count per label present in the patch, half of each within the band, drawn from a
-Latin hypercube over the patch.
+(SwIPE), an equal count per label present in the patch (the background may weigh more), half of each
+within the band, drawn from a Latin hypercube over the patch.
 A point's label is read from the *original-resolution* label map at the point's position
 (through the patch's coordinate field), so resampling never blurs the supervision.
 """
@@ -81,18 +81,25 @@ def _draw(candidates: np.ndarray, voxels: np.ndarray, count: int, shape: np.ndar
     return np.concatenate([taken, _jittered_voxels(voxels, count - len(taken), shape, rng)])
 
 
+def class_quotas(present: np.ndarray, num_points: int, background_weight: float) -> np.ndarray:
+    """Points per label present: equal, background ``background_weight`` times as many."""
+    weights = np.where(present == 0, background_weight, 1.0)
+    quotas = np.floor(num_points * weights / weights.sum()).astype(int)
+    quotas[np.argsort(-weights, kind="stable")[: num_points - quotas.sum()]] += 1
+    return quotas
+
+
 def sample_class_balanced_points(num_points: int, labels: np.ndarray, band: np.ndarray, boundary_share: float,
-                                 rng: np.random.Generator) -> np.ndarray:
-    """(num_points, 3) patch coordinates: an equal count per label present in the patch (background too),
-    ``boundary_share`` of each within the band, the rest beyond it (SwIPE).  ``labels`` and ``band`` are
-    the patch's voxels."""
+                                 rng: np.random.Generator, background_weight: float = 1.0) -> np.ndarray:
+    """(num_points, 3) patch coordinates: an equal count per label present in the patch, the background
+    ``background_weight`` times as many, ``boundary_share`` of each within the band, the rest beyond it
+    (SwIPE).  ``labels`` and ``band`` are the patch's voxels."""
     shape = np.asarray(labels.shape)
     candidates = latin_hypercube(LATIN_HYPERCUBE_OVERSAMPLING * num_points, rng)
     voxel = tuple(np.clip(np.floor((candidates + 0.5) * shape).astype(int), 0, shape - 1).T)
     label_of, near_of = labels[voxel], band[voxel]
     present = np.unique(labels)
-    quotas = np.full(len(present), num_points // len(present))
-    quotas[: num_points - quotas.sum()] += 1
+    quotas = class_quotas(present, num_points, background_weight)
     parts = []
     for value, quota in zip(present, quotas):
         inside = labels == value

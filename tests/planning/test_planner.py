@@ -121,6 +121,7 @@ def test_swipe_plan_has_cubic_crops_class_balanced_points_and_the_papers_recipe(
     assert all(p % m == 0 for p, m in zip(patch, multiple)) and swipe.batch_size >= 2
     assert swipe.memory.estimated_peak_gb <= 0.85 * 8
     assert swipe.sampling.point_sampler == "class_balanced" and swipe.sampling.boundary_point_share == 0.5
+    assert swipe.sampling.background_point_weight == 5.0
     assert swipe.sampling.boundary_band_mm == pytest.approx(10 * min(swipe.spacing))
     t = swipe.training
     assert (t.optimizer, t.lr_schedule, t.ce_weight, t.dice_weight) == ("adamw", "cosine", 0.5, 0.5)

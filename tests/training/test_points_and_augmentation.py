@@ -148,6 +148,9 @@ def test_class_balanced_points_give_each_label_its_share_half_near_its_boundary(
         assert abs(mine.sum() - 1000) <= 30, (value, mine.sum())
         if value < 2:
             assert abs(band[voxels][mine].mean() - 0.5) < 0.05
+    weighted = sample_class_balanced_points(3000, labels, band, 0.5, np.random.default_rng(1), background_weight=4.0)
+    voxels = tuple(np.clip(np.floor((weighted + 0.5) * labels.shape), 0, np.asarray(labels.shape) - 1).astype(int).T)
+    assert abs((labels[voxels] == 0).sum() - 2000) <= 30 and abs((labels[voxels] == 2).sum() - 500) <= 30
     # one point per slab on each axis
     lhs = latin_hypercube(50, np.random.default_rng(1))
     assert all(sorted(np.floor((lhs[:, a] + 0.5) * 50).astype(int)) == list(range(50)) for a in range(3))
