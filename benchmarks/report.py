@@ -124,7 +124,7 @@ def plots(results: Dict, folder: Path) -> List[str]:
 
 
 MEMORY_MODEL_RESULTS = (("convocc", "memory_model_cpu.json"), ("ossnet", "memory_model_ossnet_cpu.json"),
-                        ("sconet", "memory_model_sconet_cpu.json"))
+                        ("sconet", "memory_model_sconet_cpu.json"), ("swipe", "memory_model_swipe_cpu.json"))
 
 
 def memory_model_section() -> List[str]:

@@ -212,8 +212,11 @@ def swipe_section() -> List[str]:
     variants = {k: v for k, v in ablation.items() if isinstance(v, dict)}
     if variants:
         classes = [c for c in next(iter(variants.values())) if c not in ("mean", "train")]
+        weighted = [n for n in tools if "background" in n]
+        sampled = (f" (the plan before background weighting: every label present, background included, drew the same "
+                   f"number of points; `{weighted[0]}` above is the plan's default now)" if weighted else "")
         lines += ["", f"The paper's ablation (2D, cumulative: MEA +2.1, image decoder +0.6, SPO +1.3 Dice points), "
-                  f"3d_swipe for {_fmt(ablation['budget_minutes'], 1)} minutes each:", "",
+                  f"3d_swipe for {_fmt(ablation['budget_minutes'], 1)} minutes each{sampled}:", "",
                   "| variant | " + " | ".join(f"Dice {c}" for c in classes) + " | mean Dice | mean SD@1mm | iterations |",
                   "|---|" + "---|" * (len(classes) + 3)]
         for name, figures in variants.items():

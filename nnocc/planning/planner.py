@@ -9,7 +9,8 @@ method, so a custom planner overrides only what it changes):
 2. patch-based architectures: the largest preset whose training estimate at a reference patch (the
    median shape, at most 64 voxels per axis) and batch 2 uses at most a quarter of the budget; the
    patch starts from the median shape at the target spacing (rounded up to the encoder's stride)
-   and its longest axis in millimetres shrinks until batch 2 fits in 85 % of the budget;
+   and its longest axis in millimetres shrinks until batch 2 fits in 85 % of the budget (a cubic
+   patch, which SwIPE asks for, starts from the shortest axis and shrinks on all three);
 3. whole-case architectures: the patch is the median case (rounded up to the input multiple); the
    largest preset whose batch of 1 fits in 85 % of the budget; if none does, a coarser global input,
    and if that does not fit either, no plan for it (the plans' notes say which);

@@ -59,7 +59,7 @@ def test_mri_gets_zscore_and_a_different_plan(mri_raw_root, ct_raw_root, data_fo
     _run(501)
     for dataset in (501, 502):   # the default 8 GB target: every configuration, one preprocessed copy
         plans = Plans.load(dataset_paths(dataset).plans_file("nnoccPlans"))
-        assert plans.data_folders() == {"nnoccPlans_3d_fullres": ["3d_occ", "3d_ossnet", "3d_sconet"]}
+        assert plans.data_folders() == {"nnoccPlans_3d_fullres": ["3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe"]}
         assert plans.recommended_configuration and plans.recommendation_reason
         assert sorted(p.name for p in dataset_paths(dataset).preprocessed.iterdir() if p.is_dir()) == \
             ["gt_segmentations", "nnoccPlans_3d_fullres", "nnoccPlans_3d_sconet_point_clouds"]
