@@ -22,6 +22,13 @@ def _table_row(lines: List[str], tools: Dict, names: List[str], label: str, gett
     lines.append(f"| {label} | " + " | ".join(values) + " |")
 
 
+def _tool_table(lines: List[str], tools: Dict):
+    """Starts a per-tool table (a column per tool) and returns the function that adds its rows."""
+    names = list(tools)
+    lines += ["| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    return partial(_table_row, lines, tools, names)
+
+
 def _latest_run(pattern: str) -> Optional[Tuple[Path, Dict]]:
     found = sorted((HERE / "results").glob(pattern))
     return (found[-1], json.loads(found[-1].read_text())) if found else None
@@ -53,10 +60,8 @@ def configurations_section() -> List[str]:
     tools = data["tools"]
     names = list(tools)
     lines = ["", "## Configurations side by side: 3d_occ, 3d_ossnet and nnU-Net", "",
-             _how_it_ran(data, path, data["dataset"], ""), "",
-             "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-
-    row = partial(_table_row, lines, tools, names)
+             _how_it_ran(data, path, data["dataset"], ""), ""]
+    row = _tool_table(lines, tools)
 
     plans = data.get("nnocc_plans", {}).get("configurations", {})
     lines.append("| parameters (planned) | " + " | ".join(
@@ -124,13 +129,10 @@ def sconet_section() -> List[str]:
         return []
     path, data = latest
     tools = data["tools"]
-    names = list(tools)
     lines = ["", "## SCONet (3d_sconet): a contour point cloud instead of the image", "",
              _how_it_ran(data, path, f"{data['dataset']} (generated, {' x '.join(map(str, data['shape']))} voxels)",
-                         ", no test-time mirroring"), "",
-             "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-
-    row = partial(_table_row, lines, tools, names)
+                         ", no test-time mirroring"), ""]
+    row = _tool_table(lines, tools)
 
     row("parameters (M)", lambda t: t["inference_cost"]["parameters"] / 1e6, 2)
     row("inference GFLOPs per case", lambda t: t["inference_cost"]["gflops"], 1)
@@ -198,10 +200,8 @@ def swipe_section() -> List[str]:
         lines.append(f"| {name} | {' x '.join(map(str, cost['patch_size']))} | {_fmt(cost['parameters'] / 1e6, 2)} | "
                      f"{_fmt(cost.get('gflops_encode'), 1)} | {_fmt(cost.get('mflops_per_query'), 3)} | "
                      f"{_fmt(cost['gflops_per_patch'], 1)} |")
-    names = list(tools)
-    lines += ["", "Trained for the same budget:", "",
-              "| figure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    row = partial(_table_row, lines, tools, names)
+    lines += ["", "Trained for the same budget:", ""]
+    row = _tool_table(lines, tools)
     row("inference GFLOPs per case", lambda t: t["inference_cost"]["gflops"], 1)
     row("inference peak memory above model and case (MB)", lambda t: t["inference_cost"]["peak_memory_mb"], 0)
     row("inference seconds per case", lambda t: t["inference_cost"]["seconds"], 1)
