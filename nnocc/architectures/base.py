@@ -94,16 +94,19 @@ class Placement:
 
 @dataclasses.dataclass
 class Encoding:
-    """Base of every architecture's encoding: a dataclass of tensors (or None)."""
+    """Base of every architecture's encoding: a dataclass of tensors, lists of tensors, or None."""
 
     def tensors(self) -> Iterator[torch.Tensor]:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, torch.Tensor):
-                yield value
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, torch.Tensor):
+                    yield item
 
     def to(self, device: torch.device, dtype: Optional[torch.dtype] = None) -> "Encoding":
         def move(value: Any) -> Any:
+            if isinstance(value, list):
+                return [move(v) for v in value]
             if not isinstance(value, torch.Tensor):
                 return value
             floating = dtype is not None and value.is_floating_point()

@@ -120,18 +120,6 @@ class SwipeEncoding(Encoding):
     size: torch.Tensor                  # (B, 3) the patch's size
     case_shape: torch.Tensor            # (B, 3)
 
-    def tensors(self):
-        yield from super().tensors()
-        for terms in (self.cell_terms, self.case_terms):
-            yield from terms
-
-    def to(self, device: torch.device, dtype: Optional[torch.dtype] = None) -> "SwipeEncoding":
-        moved = super().to(device, dtype)
-        assert isinstance(moved, SwipeEncoding)
-        moved.cell_terms = [t.to(device, dtype) for t in self.cell_terms]
-        moved.case_terms = [t.to(device, dtype) for t in self.case_terms]
-        return moved
-
 
 class SwIPE(OccupancyArchitecture):
     configuration_name = "3d_swipe"
