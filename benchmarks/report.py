@@ -191,6 +191,7 @@ def stitching_section() -> List[str]:
 def write_readme(results: Dict, path: Path) -> None:
     # imported here: those sections use this module's helpers
     from benchmarks.report_configurations import configurations_section, sconet_section, swipe_section
+    from benchmarks.report_shapes import pipeline_section, reconstruction_section
 
     images = plots(results, HERE)
     n, u = results["nnocc"], results.get("nnunet")
@@ -243,6 +244,8 @@ def write_readme(results: Dict, path: Path) -> None:
     lines += configurations_section()
     lines += sconet_section()
     lines += swipe_section()
+    lines += reconstruction_section()
+    lines += pipeline_section()
     lines += memory_model_section()
     lines += stitching_section()
     lines += ["", "## How the comparison is made", "",

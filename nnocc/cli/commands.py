@@ -18,4 +18,9 @@ COMMANDS = {
     "plot_overlay_pngs": "plot_overlay_pngs",
     "challenge_predict": "challenge_predict",
     "demo": "demo",
+    "train_shape_model": "train_shape_model",
+    "train_patch_sampler": "train_patch_sampler",
+    "reconstruct_shapes": "reconstruct_shapes",
+    "propose_patch_centres": "propose_patch_centres",
+    "repair_shapes": "repair_shapes",
 }

@@ -29,6 +29,15 @@ def add_dataset(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--dataset", required=True, help="dataset id (23) or name (Dataset023_KiTS2023)")
 
 
+def add_shape_model(p: argparse.ArgumentParser, inputs: str) -> None:
+    """-d, and which structure's shape model (-s, -f) runs over a folder of masks (-i, -o)."""
+    add_dataset(p)
+    p.add_argument("-s", "--structure", required=True, help="the structure whose shape model to use")
+    p.add_argument("-f", "--fold", type=int, default=0, help="the shape model's fold")
+    p.add_argument("-i", "--input_folder", required=True, help=inputs)
+    p.add_argument("-o", "--output_folder", required=True)
+
+
 def add_datasets(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--datasets", nargs="+", required=True,
                    help="dataset ids (23 24) or names (Dataset023_KiTS2023), done one after the other")

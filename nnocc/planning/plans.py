@@ -50,6 +50,8 @@ class SamplingPlan:
     case_share: float = 0.0           # centred on the case (a patch that is the whole case, jittered by its slack)
     point_sampler: str = "uniform_and_band"   # or 'class_balanced' (SwIPE): training/points.py
     background_point_weight: float = 1.0      # class_balanced: background points per foreground label's points
+    proposed_share: float = 0.0               # centred on a learned patch sampler's proposals (nnocc/shape)
+    proposed_centres: Optional[str] = None    # their file, beside the preprocessed data folder
 
 
 @dataclass

@@ -43,7 +43,7 @@ from nnocc.training.points import (
     sample_query_points,
     soft_label_points,
 )
-from nnocc.training.sampling import PatchSampler, SamplingInfo
+from nnocc.training.sampling import PatchSampler, SamplingInfo, load_proposed_centres
 
 
 @dataclass
@@ -75,9 +75,11 @@ class OccupancyDataLoader(SlimDataLoaderBase):
             raise ValueError(f"{config.name} reads point clouds: it needs their folder and the plan's settings")
         self._cases: Dict[str, PreprocessedCase] = {}
         infos = {}
+        proposed = self._proposed_centres(cases)
         for name in cases:
             case = self._case(name)
-            infos[name] = SamplingInfo(case.properties.preprocessed_shape, case.locations)
+            locations = case.locations | ({"proposed": proposed[name]} if proposed else {})
+            infos[name] = SamplingInfo(case.properties.preprocessed_shape, locations)
         self._infos = infos
         self.set_thread_id(0)
 
@@ -86,6 +88,14 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         self.rng = np.random.default_rng([self.settings.seed, thread_id])
         self.sampler = PatchSampler(self._infos, self.config.sampling, self.rng, self.patch_size)
         self._cases = {}  # blosc2 handles are reopened in each worker process
+
+    def _proposed_centres(self, cases: Sequence[str]) -> Dict[str, np.ndarray]:
+        sampling = self.config.sampling
+        if sampling.proposed_share <= 0:
+            return {}
+        if not sampling.proposed_centres:
+            raise ValueError(f"{self.config.name}: sampling.proposed_share without sampling.proposed_centres")
+        return load_proposed_centres(self.folder, sampling.proposed_centres, cases)
 
     def _case(self, name: str) -> PreprocessedCase:
         if name not in self._cases:

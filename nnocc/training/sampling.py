@@ -1,4 +1,5 @@
-"""Where training patches are centred: random, label-centred, or in a shell around small structures.
+"""Where training patches are centred: random, label-centred, in a shell around small structures,
+on the case's centre, or at the centres a learned patch sampler proposed (seed 004, nnocc/shape).
 
 The mix follows the plan (seed 000: 2 random / 4 label / 4 donut per case and epoch).  The
 label sampler first picks a class uniformly among those present in the case, as nnU-Net's
@@ -7,13 +8,16 @@ oversampling does, so small classes are not starved by large ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from nnocc.planning.plans import SamplingPlan
+from nnocc.utils.errors import NnoccError
+from nnocc.utils.json_io import load_json
 
-KINDS = ("random", "label", "donut", "case")
+KINDS = ("random", "label", "donut", "case", "proposed")
 
 
 @dataclass
@@ -40,7 +44,8 @@ class PatchSampler:
         self.plan = plan
         self.rng = rng
         self.patch_size = np.asarray(patch_size, dtype=np.float64)
-        shares = np.array([plan.random_share, plan.label_share, plan.donut_share, plan.case_share], dtype=np.float64)
+        shares = np.array([plan.random_share, plan.label_share, plan.donut_share, plan.case_share,
+                           plan.proposed_share], dtype=np.float64)
         self.kind_probabilities = shares / shares.sum()
 
     def sample(self) -> PatchChoice:
@@ -48,6 +53,10 @@ class PatchSampler:
         kind = KINDS[self.rng.choice(len(KINDS), p=self.kind_probabilities)]
         info = self.cases[name]
         centre = None
+        if kind == "proposed":
+            centre = self._from(info.locations.get("proposed"))
+            if centre is None:  # nothing proposed in this case (no structure): its labels instead
+                kind = "label"
         if kind == "donut":
             centre = self._from(info.locations.get("donut"))
             if centre is None:  # no small structure in this case: fall back to its labels
@@ -79,3 +88,12 @@ class PatchSampler:
         if not present:
             return None
         return self._from(info.locations[present[self.rng.integers(len(present))]])
+
+
+def load_proposed_centres(data_folder: Path, file_name: str, cases: Sequence[str]) -> Dict[str, np.ndarray]:
+    """The proposed centres of ``cases`` (none for a case the file lacks), from beside the data folder."""
+    path = data_folder.parent / file_name
+    if not path.is_file():
+        raise NnoccError(f"{path}: no proposed patch centres; run nnocc_propose_patch_centres")
+    stored = load_json(path).get("cases", {})
+    return {name: np.asarray(stored.get(name, []), dtype=np.int64).reshape(-1, 3) for name in cases}
