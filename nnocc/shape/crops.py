@@ -58,6 +58,10 @@ class CropGrid(JsonDataclass):
         largest = np.asarray(extents_mm, dtype=np.float64).reshape(-1, 3).max(axis=0)
         return cls([int(np.ceil(e * CROP_MARGIN / spacing_mm)) for e in largest], float(spacing_mm))
 
+    def index_to_mm(self, index: np.ndarray) -> np.ndarray:
+        """Crop voxel indices (..., 3), whole or not -> mm from the crop's centre."""
+        return (np.asarray(index, dtype=np.float64) - (np.asarray(self.shape) - 1) / 2.0) * self.spacing_mm
+
     def positions_mm(self) -> np.ndarray:
         """(*shape, 3) voxel centres in mm from the grid's centre, array order."""
         axes = [(np.arange(n) - (n - 1) / 2.0) * self.spacing_mm for n in self.shape]
@@ -103,5 +107,4 @@ def crop_component(component: np.ndarray, spacing: Sequence[float], grid: CropGr
 def crop_to_source(centres: np.ndarray, crop_shape: Sequence[int], centre: np.ndarray, grid: CropGrid,
                    spacing: Sequence[float]) -> np.ndarray:
     """Crop voxel indices (N, 3) -> (continuous) array indices of the image the crop was cut from."""
-    offset = (np.asarray(centres, dtype=np.float64) - (np.asarray(crop_shape) - 1) / 2.0) * grid.spacing_mm
-    return centre + offset / np.asarray(spacing, dtype=np.float64)
+    return centre + grid.index_to_mm(centres) / np.asarray(spacing, dtype=np.float64)

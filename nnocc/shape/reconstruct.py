@@ -43,7 +43,7 @@ def check_structure(mask: np.ndarray, budget: CubeBudget, where: str) -> None:
 def labelled_cubes(crop: np.ndarray, grid: CropGrid, centres: np.ndarray, edge: int):
     """Positions (M, 3) mm from the crop's centre and occupancies (M,) of the cubes' voxels."""
     voxels = cube_voxels(centres, edge, crop.shape)
-    positions = (voxels - (np.asarray(crop.shape) - 1) / 2.0) * grid.spacing_mm
+    positions = grid.index_to_mm(voxels)
     return positions, crop[tuple(voxels.T)].astype(np.float32)
 
 

@@ -17,6 +17,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from nnocc.shape.crops import CropGrid, components, crop_component
+from nnocc.shape.dataset import MIN_COMPONENT_SHARE
 from nnocc.shape.latent_fit import LatentFit, fit_latents
 from nnocc.shape.network import ShapeDecoder
 from nnocc.shape.reconstruct import evaluate_around
@@ -33,7 +34,7 @@ class RepairSettings(JsonDataclass):
     points: int = 20_000                # voxels the code is fitted to, per component
     latent_steps: int = 100
     points_per_step: int = 4096
-    min_component_share: float = 0.1    # smaller components (specks) are left as predicted
+    min_component_share: float = MIN_COMPONENT_SHARE    # smaller components (specks) are left as predicted
     seed: int = 0
 
 
@@ -63,7 +64,7 @@ def fitting_points(crop: np.ndarray, grid: CropGrid, settings: RepairSettings, r
         index.append(where[rng.choice(len(where), size=take, replace=False)] if take else where[:0])
         weights.append(np.full(take, weight, dtype=np.float32))
     chosen = np.concatenate(index)
-    positions = (chosen - (np.asarray(crop.shape) - 1) / 2.0) * grid.spacing_mm
+    positions = grid.index_to_mm(chosen)
     return positions, crop[tuple(chosen.T)].astype(np.float32), np.concatenate(weights)
 
 

@@ -61,7 +61,7 @@ def check_set(crop: np.ndarray, near: np.ndarray, grid: CropGrid, count: Optiona
     """Where the reconstruction is scored: every voxel of the crop, or ``count`` of them (half near the surface)."""
     if count is None:
         index = np.argwhere(np.ones_like(crop, dtype=bool))
-        positions = (index - (np.asarray(crop.shape) - 1) / 2.0) * grid.spacing_mm
+        positions = grid.index_to_mm(index)
         return torch.from_numpy(positions).float(), torch.from_numpy(crop.reshape(-1).astype(np.float32))
     positions, targets = training_points(crop, near, grid, count, rng)
     return torch.from_numpy(positions).float(), torch.from_numpy(targets)

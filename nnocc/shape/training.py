@@ -54,7 +54,7 @@ def training_points(crop: np.ndarray, near: np.ndarray, grid: CropGrid, count: i
     band = candidates[rng.integers(len(candidates), size=count - count // 2)] + rng.uniform(-0.5, 0.5, (count - count // 2, 3))
     index = np.concatenate([anywhere, band])
     nearest = np.clip(np.round(index).astype(int), 0, shape - 1)
-    return (index - (shape - 1) / 2.0) * grid.spacing_mm, crop[tuple(nearest.T)].astype(np.float32)
+    return grid.index_to_mm(index), crop[tuple(nearest.T)].astype(np.float32)
 
 
 def train_shape_decoder(crops: np.ndarray, grid: CropGrid, settings: ShapeTraining, show_progress: bool = True):

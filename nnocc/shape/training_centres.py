@@ -19,12 +19,11 @@ from nnocc.paths import DatasetPaths
 from nnocc.planning.plans import Plans
 from nnocc.preprocessing.storage import list_cases, load_preprocessed_case
 from nnocc.shape.crops import CropGrid, components, crop_component, crop_to_source
+from nnocc.shape.dataset import MIN_COMPONENT_SHARE  # as the shape model's shapes: specks get no proposals
 from nnocc.shape.sampler_training import LearnedCentres
 from nnocc.shape.store import load_sampler, load_shape_model, sampler_folder, shape_model_folder
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.json_io import save_json
-
-MIN_COMPONENT_SHARE = 0.1        # as the shape model's training shapes: specks get no proposals
 
 
 def case_proposals(seg: np.ndarray, spacing: Sequence[float], values: Sequence[int], grid: CropGrid,
