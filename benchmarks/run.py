@@ -43,8 +43,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--num-train", type=int, default=20)
     p.add_argument("--num-test", type=int, default=5)
     p.add_argument("--shape", type=int, nargs=3, default=[40, 120, 120])
-    p.add_argument("--nnocc-memory-target", type=float, default=None,
-                   help="nnocc's --gpu_memory_target (default 1 GB on the CPU, 8 GB on a GPU)")
+    p.add_argument("--memory-target", type=float, default=None,
+                   help="GB, for both tools' planners (nnocc's --gpu_memory_target, nnU-Net's -gpu_memory_target); "
+                        "default 2 on the CPU, 8 (nnU-Net's own default) on a GPU; ratios are read within one target")
     p.add_argument("--scaling-cases", type=int, default=2, help="test cases used for the scaling studies")
     p.add_argument("--results", type=Path, default=HERE / "results")
     p.add_argument("--stages", default=",".join(STAGES),
@@ -179,14 +180,15 @@ def main(argv=None) -> Path:
     root = (args.work or HERE / "work" / stamp).resolve()
     root.mkdir(parents=True, exist_ok=True)
     ws = prepare_dataset(args, root)
-    memory_target = args.nnocc_memory_target or (8.0 if args.device == "cuda" else 1.0)
+    memory_target = args.memory_target or (8.0 if args.device == "cuda" else 2.0)
     nnocc = NnoccTool(ws, memory_target, sys.executable)
     venv = None if args.skip_nnunet else NnunetTool.find(args.nnunet_venv)
     stages = set(args.stages.split(","))
     results: Dict = json.loads(args.reuse.read_text()) if args.reuse else {}
     command = " ".join(["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
     results.update({"date": stamp, "machine": machine(), "dataset": ws.dataset_name, "device": args.device,
-                    "budget_minutes": args.budget_minutes, "nnocc_memory_target_gb": memory_target})
+                    "budget_minutes": args.budget_minutes, "nnocc_memory_target_gb": memory_target,
+                    "nnunet_memory_target_gb": memory_target})
     results.setdefault("commands", []).append(command)
     results["command"] = results["commands"][0]
     if venv is None and not args.skip_nnunet:
@@ -201,7 +203,7 @@ def main(argv=None) -> Path:
         results["nnocc"]["output_resolution"] = output_resolution_study(nnocc, ws, args.scaling_cases)
         results["nnocc"]["training_memory_vs_patch"] = patch_size_study(nnocc, ws)
     if venv is not None:
-        tool = NnunetTool(ws, venv)
+        tool = NnunetTool(ws, venv, memory_target)
         results["versions"] = {"nnunetv2": _version(venv, "nnunetv2")}
         run_tool(tool, ws, results, stages)
     from benchmarks.report import ratios, write_readme, write_results

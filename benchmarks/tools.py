@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from benchmarks.measure import Measurement, measure
 
@@ -65,11 +65,12 @@ class NnoccTool:
         return self.run("plan_and_preprocess", "plan_and_preprocess", "-d", self.ws.dataset_id, "-np", 2,
                         "--gpu_memory_target", self.memory_target_gb, "--clean")
 
-    def train(self) -> Measurement:
+    def train(self, snapshot_minutes: Sequence[float] = ()) -> Measurement:
+        snapshots = ["--snapshot_minutes", *snapshot_minutes] if snapshot_minutes else []
         return self.run(f"train_{self.plans_name}_{self.configuration}", "train", self.ws.dataset_id,
                         self.configuration, 0, "-p", self.plans_name, "--budget_minutes", self.ws.budget_minutes,
                         "--epochs", 100000, "--iterations_per_epoch", 50, "--validation_iterations", 5,
-                        "--device", self.ws.device, "--val_disable_tta", "--quiet")
+                        "--device", self.ws.device, "--val_disable_tta", "--quiet", *snapshots)
 
     def model_folder(self) -> Path:
         return self.results / self.ws.dataset_name / f"nnoccTrainer__{self.plans_name}__{self.configuration}"
@@ -119,11 +120,12 @@ class NnunetTool:
                                                 str(self.ws.dataset_id), "-c", "3d_fullres", "-np", "2", "--clean",
                                                 *target])
 
-    def train(self) -> Measurement:
+    def train(self, snapshot_minutes: Sequence[float] = ()) -> Measurement:
         out = self.ws.root / "nnunet" / "training.json"
+        marks = [",".join(f"{m:g}" for m in snapshot_minutes)] if snapshot_minutes else []
         return self.run("train", [str(self.venv / "bin" / "python"), str(HERE / "nnunet_runner.py"),
                                   str(self.ws.dataset_id), "3d_fullres", "0", str(self.ws.budget_minutes),
-                                  self.ws.device, str(out)])
+                                  self.ws.device, str(out), *marks])
 
     def predict(self, output: Path, name: str = "predict", *extra) -> Measurement:
         return self.run(name, [str(self.venv / "bin" / "nnUNetv2_predict"), "-i", str(self.ws.test_images),

@@ -30,3 +30,62 @@ def test_per_patch_cost_counts_the_encoding_and_a_query_per_voxel():
     dense = cost["gflops_encode"] + cost["mflops_per_query"] * 32 ** 3 / 1e3
     assert abs(cost["gflops_per_patch"] - dense) < 1e-6 * dense
     assert 0 < cost["gflops_encode"] < cost["gflops_per_patch"]
+
+
+def _point(minutes, dice, sd, rss=1000.0):
+    return {"minutes": minutes, "predict": {"peak_rss_mb": rss},
+            "evaluation": {"kits23": {"challenge": {"mean_dice": dice, "mean_surface_dice": sd}}}}
+
+
+def test_learning_curves_report_finds_crossings_and_judges_goals():
+    from benchmarks.report_curves import crossings, curves_goals
+
+    ours = [_point(5, 0.5, 0.4), _point(15, 0.6, 0.5), _point(30, 0.62, 0.55, rss=600)]
+    theirs = [_point(5, 0.1, 0.1), _point(15, 0.65, 0.6), _point(30, 0.7, 0.6, rss=1500)]
+    assert crossings(ours, theirs) == [(5, 15)]
+    assert crossings(ours, ours) == []
+    data = {"runs": {"2GB": {"budget_minutes": 30, "tools": {"3d_occ": {"curve": ours}, "nnunet": {"curve": theirs}}}}}
+    coverage, *rows = curves_goals(data)
+    assert not coverage["met"] and coverage["value"] == "3d_occ, nnunet for 30 min at 2GB"
+    goals = {g["goal"].split(": ", 1)[1]: g for g in rows}
+    assert goals["KiTS23 mean Dice at least nnU-Net's - 0.02"]["value"] == "-0.080"
+    assert not goals["KiTS23 mean Dice at least nnU-Net's - 0.02"]["met"]
+    assert goals["inference peak memory at most half of nnU-Net's"]["met"]     # 600 / 1500
+
+
+def test_gpu_study_records_failures_and_skips_what_the_deadline_cannot_hold(tmp_path):
+    from benchmarks.gpu_study import Study
+
+    study = Study(tmp_path, deadline_minutes=1.0)
+    study.step("fits", 1, lambda: {"x": 1})
+    study.step("fails", 1, lambda: {"x": 1 / 0})
+    study.step("too_long", 3600, lambda: {"x": 2})
+    steps = json.loads((tmp_path / "gpu_study.json").read_text())["steps"]
+    assert steps["fits"]["x"] == 1 and "ZeroDivisionError" in steps["fails"]["error"]
+    assert "needed" in steps["too_long"]["skipped"] and "x" not in steps["too_long"]
+
+
+def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, monkeypatch):
+    import SimpleITK as sitk
+
+    from benchmarks import learning_curves
+    from tests.dataset_conversion.test_real_anatomy import kits_like_labels
+
+    monkeypatch.delenv("NNUNET_VENV", raising=False)
+    for i in range(6):
+        case = tmp_path / "kits23" / "dataset" / f"case_{i:05d}"
+        case.mkdir(parents=True)
+        sitk.WriteImage(kits_like_labels(i), str(case / "segmentation.nii.gz"))
+    args = ["--kits23", str(tmp_path / "kits23"), "--budget-minutes", "0.1", "--marks", "0.02", "0.1", "5",
+            "--memory-target", "1", "--tools", "3d_occ", "nnunet", "--train", "5", "--test", "1",
+            "--work", str(tmp_path / "work"), "--out", str(tmp_path / "curves.json")]
+    run = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
+    assert run["marks"] == [0.02, 0.1] and list(run["tools"]) == ["3d_occ"]     # no nnU-Net here: skipped
+    curve = run["tools"]["3d_occ"]["curve"]
+    assert [p["minutes"] for p in curve] == [0.02, 0.1]
+    for point in curve:
+        assert 0 <= point["evaluation"]["kits23"]["challenge"]["mean_dice"] <= 1
+        assert set(point["evaluation"]["classes"]) == {"kidney", "tumor", "cyst", "mean"}
+        assert point["inference_stats"]["query_fraction"] > 0     # above 1 when the second pass re-asks points
+    rerun = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
+    assert rerun["tools"]["3d_occ"]["curve"] == curve and len(rerun["commands"]) == 2

@@ -39,6 +39,9 @@ def build():
     p.add_argument("--npz", action="store_true",
                    help="save the validation probabilities (needed to ensemble configurations)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps"))
+    p.add_argument("--no_amp", action="store_true", help="train in float32 on CUDA (default: mixed precision)")
+    p.add_argument("--snapshot_minutes", type=float, nargs="+", default=[], metavar="M",
+                   help="also keep checkpoint_at_<M>min.pth when the training clock passes each M (learning curves)")
     p.add_argument("--num_gpus", "--num_processes", dest="num_processes", type=int, default=1,
                    help="DistributedDataParallel over this many processes (GPUs; on the CPU with gloo)")
     p.add_argument("--pretrained_weights", type=Path, default=None, help="local encoder checkpoint to start from")
@@ -56,7 +59,7 @@ def settings_from(args) -> TrainingSettings:
         save_probabilities=args.npz,
         pretrained_weights=args.pretrained_weights, trainer_name=args.trainer, plans_name=args.plans_name,
         overrides=dict(_key_value(kv) for kv in args.set), seed=args.seed, show_progress=not args.quiet,
-        num_workers=augmentation_workers())
+        num_workers=augmentation_workers(), amp=not args.no_amp, snapshot_minutes=sorted(args.snapshot_minutes))
 
 
 def train(paths: DatasetPaths, configuration: str, settings: TrainingSettings,

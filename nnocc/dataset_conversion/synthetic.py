@@ -59,7 +59,8 @@ def _texture(rng: np.random.Generator, shape, sigma_vox) -> np.ndarray:
     return field / (field.std() + 1e-6)
 
 
-def _ct_intensities(tissue: np.ndarray, rng: np.random.Generator, spacing) -> np.ndarray:
+def ct_intensities(tissue: np.ndarray, rng: np.random.Generator, spacing) -> np.ndarray:
+    """Hounsfield units for a tissue map: tissue means, correlated texture, scanner blur and noise."""
     texture = _texture(rng, tissue.shape, (1.0, 1.5, 1.5))
     image = np.zeros(tissue.shape, dtype=np.float32)
     for code, (mean, std) in CT_TISSUES.items():
@@ -96,7 +97,7 @@ def make_case(spec: CaseSpec) -> Tuple[np.ndarray, np.ndarray, ImageGeometry]:
     points = A.voxel_centres_in_body_frame(shape, tuple(geometry.spacing), abdomen)
     tissue, labels = A.rasterize(abdomen, points, rng)
     if spec.modality == "ct":
-        image = _ct_intensities(tissue, rng, geometry.spacing)[None]
+        image = ct_intensities(tissue, rng, geometry.spacing)[None]
     else:
         image = _mri_intensities(tissue, rng, geometry.spacing)
     return image, labels, geometry

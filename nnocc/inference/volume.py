@@ -60,7 +60,9 @@ def ownership_boxes(field: VolumeField, grid: OutputGrid) -> List[Box]:
 
 def _empty(grid: OutputGrid, k: int, regions: bool, keep: bool, device) -> VolumePrediction:
     shape = tuple(grid.geometry.shape)
-    codes = torch.zeros(shape, dtype=torch.int64, device=device)
+    # the decisions' own small integers (Decision.codes): at KiTS23's 512 x 512 resolution an int64 map
+    # would be the largest array of the whole prediction
+    codes = torch.zeros(shape, dtype=torch.int16 if k <= 15 else torch.int32, device=device)
     probs = None
     if keep:
         probs = torch.zeros((k, *shape), dtype=torch.float32, device=device)

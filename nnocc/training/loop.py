@@ -54,7 +54,7 @@ class FoldTrainer:
         self.run = run
         self.ctx = ctx or DistributedContext()
         self.device = self.ctx.device(run.settings.device)
-        self.amp = self.device.type == "cuda"
+        self.amp = self.device.type == "cuda" and run.settings.amp
         self.folder = run.output_folder
         names = run.description.output_names if run.regions else run.description.output_names[1:]
         self.log = TrainingLogger(self.folder, names, enabled=self.ctx.is_main)
@@ -62,6 +62,7 @@ class FoldTrainer:
         self.loss = OccupancyLoss(run.regions, LossWeights(t.ce_weight, t.dice_weight, t.aux_weight, t.loss_weights))
         self.state = self._initial_state()
         self.last_saved = time.time()
+        self.snapshots_due = list(run.settings.snapshot_minutes)
         self.cpu_probe: Optional[CpuSpeedProbe] = CpuSpeedProbe() if self.device.type == "cpu" else None
 
     # ---- set-up ----------------------------------------------------------------------------
@@ -106,6 +107,16 @@ class FoldTrainer:
     def save(self, name: str) -> None:
         if self.ctx.is_main:
             save_checkpoint(self.folder / name, self.checkpoint_payload())
+
+    def save_due_snapshots(self, elapsed_seconds: float) -> None:
+        """checkpoint_at_<m>min.pth once the training clock passes each requested minute (a learning curve's points)."""
+        while self.snapshots_due and elapsed_seconds >= 60 * self.snapshots_due[0]:
+            minutes = self.snapshots_due.pop(0)
+            if (self.folder / f"checkpoint_at_{minutes:g}min.pth").is_file():
+                continue   # taken before a resume
+            self.save(f"checkpoint_at_{minutes:g}min.pth")
+            self.log.line(f"snapshot at {minutes:g} min ({self.state.iterations} iterations): "
+                          f"checkpoint_at_{minutes:g}min.pth")
 
     def restore(self, path: Path) -> None:
         payload = load_checkpoint(path, map_location=str(self.device))
@@ -258,6 +269,7 @@ class FoldTrainer:
                 self.log.line(cpu_speed_advice(self.run, self.cpu_probe.seconds_per_iteration()))
                 self.cpu_probe = None
             bar.set_postfix(loss=f"{loss:.4f}")
+            self.save_due_snapshots(s.elapsed_seconds + time.time() - started)
             if self.over_budget(started):
                 s.stopped_by_budget = True
                 break

@@ -40,6 +40,8 @@ class TrainingSettings:
     plans_name: str = "nnoccPlans"
     overrides: Dict[str, Any] = field(default_factory=dict)
     show_progress: bool = True
+    amp: bool = True                          # float16 autocast on CUDA (ignored elsewhere)
+    snapshot_minutes: List[float] = field(default_factory=list)   # keep checkpoint_at_<m>min.pth for curves
 
 
 @dataclass

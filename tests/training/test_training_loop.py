@@ -120,3 +120,12 @@ def test_same_seed_same_weights(trained_folders, monkeypatch):
         weights.append(load_checkpoint(folder / "checkpoint_final.pth")["network_weights"])
     for name, tensor in weights[0].items():
         assert torch.equal(tensor, weights[1][name]), name
+
+
+def test_snapshots_are_kept_when_the_clock_passes_each_mark(trained_folders):
+    assert _train("4", *SHORT, "--no_final_validation", "--snapshot_minutes", "1000", "0") == 0
+    folder = dataset_paths(501).model_folder("3d_occ") / "fold_4"
+    first = load_checkpoint(folder / "checkpoint_at_0min.pth")
+    assert first["iterations"] == 1 and first["elapsed_seconds"] == 0.0   # taken inside the first epoch
+    assert not (folder / "checkpoint_at_1000min.pth").exists()
+    assert "snapshot at 0 min (1 iterations)" in (folder / "training_log.txt").read_text()

@@ -1,0 +1,134 @@
+"""KiTS-sized inference: whole scans at their own resolution (512 x 512 in-plane, 1-5 mm slices).
+
+    python -m benchmarks.kits_inference --kits23 PATH --work benchmarks/work/learning_curves/2GB
+        [--cases case_00017 case_00123] [--configuration 3d_occ] [--dense CASE ...] [--nnunet-venv PATH] [--out FILE]
+
+Uses the models that ``benchmarks.learning_curves`` trained in ``--work`` (its final checkpoints).
+Real KiTS23 label maps are painted at their own resolution (``benchmarks.kits_anatomy``); nnocc
+predicts them with ``--output_spacing`` equal to the input (its default) and no mirroring, by MISE
+and, for the cases named by ``--dense``, by querying every voxel: seconds, peak memory, queries per case, and the
+voxels on which MISE and dense agree.  nnU-Net predicts the same scans the same way (no
+mirroring) for time and memory.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict
+
+from benchmarks.kits_anatomy import paint_native_cases
+from benchmarks.learning_curves import DATASET_ID, DATASET_NAME
+from benchmarks.run import agreement, machine
+from benchmarks.tools import NnoccTool, NnunetTool, Workspace
+
+HERE = Path(__file__).resolve().parent
+logger = logging.getLogger("benchmarks")
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kits23", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True, help="a learning-curves workspace (one memory target)")
+    p.add_argument("--cases", nargs="+", default=["case_00017", "case_00123"])
+    p.add_argument("--configuration", default="3d_occ")
+    p.add_argument("--dense", nargs="*", default=[], metavar="CASE",
+                   help="cases also predicted by querying every voxel (the reference for MISE; slow on thin slices)")
+    p.add_argument("--nnunet-venv", default=None)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--out", type=Path, default=HERE / "results" / "kits_inference_cpu.json")
+    p.add_argument("--plain-only", action="store_true",
+                   help="only add MISE without the refinement pass to the dense cases of --out (same --work)")
+    return p.parse_args(argv)
+
+
+def per_case(folder: Path) -> Dict:
+    return json.loads((folder / "inference_stats.json").read_text())["cases"]
+
+
+def predict_nnocc(nnocc: NnoccTool, images: Path, output: Path, name: str, *extra) -> Dict:
+    shutil.rmtree(output, ignore_errors=True)
+    m = nnocc.run(name, "predict", "-i", images, "-o", output, "-d", nnocc.ws.dataset_id, "-c", nnocc.configuration,
+                  "-f", 0, "-device", nnocc.ws.device, "-npp", 1, "-nps", 1, "--disable_tta", *extra)
+    return {"command": m.to_dict(), "cases": per_case(output)}
+
+
+def predict_nnunet(nnunet: NnunetTool, images: Path, output: Path) -> Dict:
+    shutil.rmtree(output, ignore_errors=True)
+    m = nnunet.run("predict_native", [str(nnunet.venv / "bin" / "nnUNetv2_predict"), "-i", str(images), "-o",
+                                      str(output), "-d", str(nnunet.ws.dataset_id), "-c", "3d_fullres", "-f", "0",
+                                      "-device", nnunet.ws.device, "-npp", "1", "-nps", "1", "--disable_tta"])
+    return {"command": m.to_dict()}
+
+
+def main(argv=None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse(argv)
+    ws = Workspace(args.work, DATASET_ID, f"Dataset{DATASET_ID}_{DATASET_NAME}", args.device, 0.0)
+    if args.plain_only:
+        return add_plain_mise(args, ws)
+    images, labels = args.work / "native" / "imagesTs", args.work / "native" / "labelsTs"
+    paint_native_cases(args.kits23, args.cases, images, labels)
+    results: Dict = {"date": datetime.date.today().isoformat(), "machine": machine(),
+                     "commands": [f"python -m benchmarks.kits_inference {' '.join(sys.argv[1:] or argv or [])}"],
+                     "cases": {}}
+    for case in args.cases:
+        case_images = args.work / "native" / f"single_{case}"
+        case_images.mkdir(parents=True, exist_ok=True)
+        link = case_images / f"{case}_0000.nii.gz"
+        if not link.exists():
+            link.symlink_to((images / f"{case}_0000.nii.gz").resolve())
+        results["cases"][case] = one_case(args, ws, case_images, case)
+        save(results, args.out)
+    return args.out
+
+
+def one_case(args, ws: Workspace, images: Path, case: str) -> Dict:
+    """Each case in its own command, so that time and peak memory belong to one scan."""
+    nnocc = NnoccTool(ws, 0.0, sys.executable, configuration=args.configuration)
+    mise_out = ws.root / "native" / f"nnocc_mise_{case}"
+    figures: Dict = {"nnocc_mise": predict_nnocc(nnocc, images, mise_out, f"native_mise_{case}")}
+    if case in args.dense:
+        dense_out = ws.root / "native" / f"nnocc_dense_{case}"
+        figures["nnocc_dense"] = predict_nnocc(nnocc, images, dense_out, f"native_dense_{case}", "--dense")
+        figures["mise_dense_agreement"] = agreement(mise_out, dense_out)
+        figures |= plain_mise(nnocc, images, case)
+    venv = NnunetTool.find(args.nnunet_venv)
+    if venv is not None:
+        figures["nnunet"] = predict_nnunet(NnunetTool(ws, venv), images, ws.root / "native" / f"nnunet_{case}")
+    return figures
+
+
+def plain_mise(nnocc: NnoccTool, images: Path, case: str) -> Dict:
+    """MISE alone against dense (no second pass around small structures in either, as dense has none)."""
+    out = nnocc.ws.root / "native" / f"nnocc_mise_plain_{case}"
+    figures = {"nnocc_mise_plain": predict_nnocc(nnocc, images, out, f"native_mise_plain_{case}", "--no_refinement")}
+    figures["mise_plain_dense_agreement"] = agreement(out, nnocc.ws.root / "native" / f"nnocc_dense_{case}")
+    return figures
+
+
+def add_plain_mise(args, ws: Workspace) -> Path:
+    """``--plain-only``: add MISE-without-refinement figures to an earlier run's dense cases (same --work)."""
+    results = json.loads(args.out.read_text())
+    nnocc = NnoccTool(ws, 0.0, sys.executable, configuration=args.configuration)
+    for case, figures in results["cases"].items():
+        if "nnocc_dense" in figures:
+            figures |= plain_mise(nnocc, args.work / "native" / f"single_{case}", case)
+    earlier = results.pop("command", None)     # runs from before "commands" was a list
+    results["commands"] = ([earlier] if earlier else []) + results.get("commands", []) + \
+        [f"python -m benchmarks.kits_inference {' '.join(sys.argv[1:])}"]
+    save(results, args.out)
+    return args.out
+
+
+def save(results: Dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    print(main())

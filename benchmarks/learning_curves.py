@@ -1,0 +1,175 @@
+"""Learning curves on real anatomy: each nnocc configuration and nnU-Net v2, one budget, one memory target.
+
+    python -m benchmarks.learning_curves --kits23 PATH --budget-minutes 60 --marks 5 15 30 60 --memory-target 2
+        [--tools 3d_occ 3d_ossnet 3d_sconet 3d_swipe nnunet] [--nnunet-venv PATH] [--train 40] [--test 10]
+        [--work DIR] [--out FILE]
+
+The dataset is ``benchmarks.kits_anatomy``'s (real KiTS23 label maps, painted CT).  Both tools plan
+for the same memory target; each tool trains fold 0 for the same wall-clock budget, keeping a
+checkpoint as its clock passes each mark; every checkpoint then predicts the held-back cases (no
+mirroring, for both) and is scored per class (Dice, Surface Dice at 1 and 3 mm, HD95) and, with
+KiTS23's definitions, per region (mean Dice and Surface Dice over kidney+masses, masses, tumour).
+At the end, one held-back case's inference cost: parameters, GFLOPs (torch's flop counter) and
+peak memory above the loaded model and case (benchmarks/inference_cost.py).
+
+Runs add to ``--out``: one entry per memory target and tool, so targets and tools can be run in
+different sessions and read side by side (a tool already in the file is skipped; ``--redo`` reruns).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List, Union
+
+from benchmarks.measure import measure
+from benchmarks.run import inference_stats, machine
+from benchmarks.sconet import inference_cost
+from benchmarks.tools import NnoccTool, NnunetTool, Workspace
+
+HERE = Path(__file__).resolve().parent
+logger = logging.getLogger("benchmarks")
+DATASET_ID, DATASET_NAME = 992, "KiTSAnatomy"
+TOOLS = ("3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe", "nnunet")
+Tool = Union[NnoccTool, NnunetTool]
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kits23", type=Path, required=True, help="KiTS23 checkout (its dataset/ folder is read)")
+    p.add_argument("--budget-minutes", type=float, required=True)
+    p.add_argument("--marks", type=float, nargs="+", required=True, help="minutes at which checkpoints are scored")
+    p.add_argument("--memory-target", type=float, required=True, help="GB, for both planners")
+    p.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    p.add_argument("--nnunet-venv", default=None, help="nnU-Net's virtual environment (or $NNUNET_VENV)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--train", type=int, default=40)
+    p.add_argument("--test", type=int, default=10)
+    p.add_argument("--work", type=Path, default=HERE / "work" / "learning_curves")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "learning_curves_cpu.json")
+    p.add_argument("--redo", action="store_true", help="rerun tools already in --out")
+    return p.parse_args(argv)
+
+
+def prepare(args) -> Workspace:
+    from nnocc.dataset_conversion.real_anatomy import make_real_anatomy_dataset
+
+    ws = Workspace(args.work / f"{args.memory_target:g}GB", DATASET_ID, f"Dataset{DATASET_ID}_{DATASET_NAME}",
+                   args.device, args.budget_minutes)
+    shared_raw = args.work / "raw"
+    if not (shared_raw / ws.dataset_name / "dataset.json").is_file():
+        make_real_anatomy_dataset(args.kits23, shared_raw, DATASET_ID, args.train, args.test, (3.0, 2.0, 2.0),
+                                  num_processes=2, name=DATASET_NAME)
+    ws.root.mkdir(parents=True, exist_ok=True)
+    if not ws.raw.exists():
+        ws.raw.symlink_to(shared_raw.resolve())
+    return ws
+
+
+def evaluate(ws: Workspace, predictions: Path, name: str) -> Dict:
+    """Per class (labels) and per KiTS23 region, as the challenge reports them."""
+    dataset_json = str(ws.raw / ws.dataset_name / "dataset.json")
+    figures: Dict = {}
+    for kind, flags in (("classes", ["--tolerance_mm", "1", "3"]), ("kits23", ["--kits23"])):
+        out = ws.root / f"summary_{name}_{kind}.json"
+        measure([sys.executable, "-m", "nnocc", "evaluate_folder", str(ws.test_labels), str(predictions), "-djfile",
+                 dataset_json, "-o", str(out), "-np", "2", *flags], ws.log(f"evaluate_{name}"))
+        summary = json.loads(out.read_text())
+        figures[kind] = summary["mean"] | {"mean": summary["foreground_mean"]}
+        if kind == "kits23":
+            figures[kind]["challenge"] = summary["kits23"]
+    return figures
+
+
+def score_checkpoint(tool: Tool, ws: Workspace, minutes: float) -> Dict:
+    name = f"{tool_key(tool)}_at_{minutes:g}min"
+    output = ws.root / f"predictions_{name}"
+    shutil.rmtree(output, ignore_errors=True)
+    predicted = tool.predict(output, f"predict_{name}", "-chk", f"checkpoint_at_{minutes:g}min.pth", "--disable_tta")
+    cases = max(len(list(ws.test_images.glob("*_0000.nii.gz"))), 1)
+    figures = {"minutes": minutes, "predict": predicted.to_dict() | {"seconds_per_case": predicted.seconds / cases},
+               "evaluation": evaluate(ws, output, name)}
+    if isinstance(tool, NnoccTool):
+        figures["inference_stats"] = inference_stats(output)
+    return figures
+
+
+def tool_key(tool: Tool) -> str:
+    return tool.configuration if isinstance(tool, NnoccTool) else "nnunet"
+
+
+def run_tool(tool: Tool, ws: Workspace, marks: List[float]) -> Dict:
+    logger.info("%s: train for %g minutes, snapshots at %s", tool_key(tool), ws.budget_minutes, marks)
+    figures: Dict = {"train": tool.train(marks).to_dict() | tool.training_figures(), "curve": []}
+    for minutes in marks:
+        logger.info("%s: score the checkpoint at %g minutes", tool_key(tool), minutes)
+        figures["curve"].append(score_checkpoint(tool, ws, minutes))
+    figures["inference_cost"] = inference_cost(tool, ws, tool_key(tool))
+    return figures
+
+
+def find_best(ws: Workspace, configurations: List[str]) -> Dict:
+    """What ``nnocc_find_best_configuration`` picks among the trained configurations (fold 0's validation,
+    at the end of the budget), and the validation figures it picked on."""
+    nnocc = NnoccTool(ws, 0.0, sys.executable)
+    m = nnocc.run("find_best", "find_best_configuration", "-d", ws.dataset_id, "-c", *configurations, "-f", 0,
+                  "--disable_ensembling")
+    information = json.loads((nnocc.results / ws.dataset_name / "inference_information.json").read_text())
+    return {"command": m.to_dict(), "best": information["best"],
+            "validation": {name: r["foreground_mean"] for name, r in information["results"].items()},
+            "postprocessing": information["postprocessing_steps"]}
+
+
+def load(out: Path) -> Dict:
+    return json.loads(out.read_text()) if out.is_file() else {"runs": {}}
+
+
+def save(results: Dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(out)
+
+
+def main(argv=None) -> Path:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args = parse(argv)
+    marks = sorted(m for m in args.marks if m <= args.budget_minutes)
+    ws = prepare(args)
+    results = load(args.out)
+    run = results["runs"].setdefault(f"{args.memory_target:g}GB", {"tools": {}})
+    run.update({"dataset": ws.dataset_name, "budget_minutes": args.budget_minutes, "marks": marks,
+                "memory_target_gb": args.memory_target, "machine": machine(), "device": args.device})
+    run.setdefault("commands", []).append(f"python -m benchmarks.learning_curves {' '.join(sys.argv[1:] or argv or [])}")
+    nnocc_tools = [t for t in args.tools if t != "nnunet"]
+    venv = NnunetTool.find(args.nnunet_venv)
+    if nnocc_tools and ("nnocc_plan" not in run or args.redo):
+        run["nnocc_plan"] = NnoccTool(ws, args.memory_target, sys.executable).plan_and_preprocess().to_dict()
+    if "nnunet" in args.tools and venv is not None and ("nnunet_plan" not in run or args.redo):
+        run["nnunet_plan"] = NnunetTool(ws, venv, args.memory_target).plan_and_preprocess().to_dict()
+    for key in args.tools:
+        if key == "nnunet" and venv is None:
+            logger.warning("nnunet: no nnU-Net environment (--nnunet-venv or $NNUNET_VENV); skipped")
+            continue
+        tool = NnunetTool(ws, venv, args.memory_target) if key == "nnunet" else \
+            NnoccTool(ws, args.memory_target, sys.executable, configuration=key)
+        if key in run["tools"] and not args.redo:
+            logger.info("%s: already in %s, not trained again", key, args.out)
+            if "inference_cost" not in run["tools"][key]:   # runs from before the cost was measured
+                run["tools"][key]["inference_cost"] = inference_cost(tool, ws, key)
+            continue
+        run["tools"][key] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat()}
+        save(results, args.out)
+    trained = [key for key in run["tools"] if key != "nnunet"]
+    if trained and run.get("find_best", {}).get("among") != trained:
+        run["find_best"] = find_best(ws, trained) | {"among": trained}
+    save(results, args.out)
+    return args.out
+
+
+if __name__ == "__main__":
+    print(main())
