@@ -29,12 +29,12 @@ from typing import Callable, Dict
 import numpy as np
 
 from benchmarks.kits_anatomy import paint_native_cases
+from benchmarks.learning_curves import DATASET_ID, DATASET_NAME
 from benchmarks.run import inference_stats, machine
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 
 logger = logging.getLogger("benchmarks")
 CONFIGURATIONS = ("3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe")
-DATASET_ID, DATASET_NAME = 992, "KiTSAnatomy"
 
 
 def parse(argv=None) -> argparse.Namespace:

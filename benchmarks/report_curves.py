@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from benchmarks.inference_memory import memory_section
+from benchmarks.learning_curves import TOOLS
 from benchmarks.report import _fmt, _get
 
 HERE = Path(__file__).resolve().parent
-TOOLS = ("3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe", "nnunet")
 RESULTS = HERE / "results"
 CURVES_FILE = "learning_curves_cpu.json"
 CURVES_PLOT = "learning_curves.png"
