@@ -28,10 +28,10 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from benchmarks.kits_anatomy import paint_native_cases
 from benchmarks.learning_curves import DATASET_ID, DATASET_NAME
 from benchmarks.run import inference_stats, machine
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
+from nnocc.dataset_conversion.real_anatomy import paint_native_cases
 
 logger = logging.getLogger("benchmarks")
 CONFIGURATIONS = ("3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe")

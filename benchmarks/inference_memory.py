@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+from benchmarks.cost_cli import rss_mb
 from benchmarks.measure import measure
 
 HERE = Path(__file__).resolve().parent
@@ -31,12 +32,10 @@ VARIANTS: List[Tuple[str, List[str]]] = [
 ]
 
 
-def _status_mb(key: str) -> float:
+def _peak_mb() -> float:
+    """The resident set's high-water mark (VmHWM; cost_cli.rss_mb gives the current VmRSS)."""
     with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
 
 
 def _reset_peak() -> bool:
@@ -60,8 +59,8 @@ def stage_profile(model_folder: Path, image_file: Path, tta: bool) -> Dict:
             _reset_peak()
         began = time.perf_counter()
         out = fn()
-        stages.append({"stage": name, "seconds": time.perf_counter() - began, "rss_after_mb": _status_mb("VmRSS"),
-                       "peak_mb": _status_mb("VmHWM")})
+        stages.append({"stage": name, "seconds": time.perf_counter() - began, "rss_after_mb": rss_mb(),
+                       "peak_mb": _peak_mb()})
         return out
 
     predictor = stage("load model", lambda: Predictor.from_model_folder(

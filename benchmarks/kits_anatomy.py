@@ -14,29 +14,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import List, Sequence
 
-from nnocc.dataset_conversion.real_anatomy import PaintJob, kits_label_files, make_real_anatomy_dataset, paint_job
-from nnocc.utils.errors import NnoccError
-from nnocc.utils.parallel import map_cases
+from nnocc.dataset_conversion.real_anatomy import make_real_anatomy_dataset, paint_native_cases
 
 LAST_PUBLIC_CASE = 299
-
-
-def paint_native_cases(kits23: Path, cases: Sequence[str], image_folder: Path, label_folder: Path,
-                       num_processes: int = 1) -> List[Path]:
-    """Whole scans at their own resolution (no crop, no resampling); already painted ones are kept."""
-    files = {f.parent.name: f for f in kits_label_files(kits23, LAST_PUBLIC_CASE)}
-    missing = [c for c in cases if c not in files]
-    if missing:
-        raise NnoccError(f"{kits23}: no label map for {', '.join(missing)} (cases up to {LAST_PUBLIC_CASE} only)")
-    jobs = [PaintJob(files[c], c, 7 + i, None, 0.0, image_folder, label_folder) for i, c in enumerate(cases)
-            if not (image_folder / f"{c}_0000.nii.gz").is_file()]
-    _, failures = map_cases(paint_job, jobs, num_processes, desc="painting KiTS-sized cases",
-                            names=[j.name for j in jobs])
-    if failures:
-        raise NnoccError(f"could not paint {failures[0][0]}: {failures[0][1]}")
-    return [image_folder / f"{c}_0000.nii.gz" for c in cases]
 
 
 def main(argv=None) -> Path:
@@ -54,7 +35,7 @@ def main(argv=None) -> Path:
                                        last_case=LAST_PUBLIC_CASE, num_processes=args.num_processes)
     if args.native:
         paint_native_cases(args.kits23, args.native, folder / "imagesTsNative", folder / "labelsTsNative",
-                           args.num_processes)
+                           args.num_processes, LAST_PUBLIC_CASE)
     return folder
 
 

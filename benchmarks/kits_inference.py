@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 from typing import Dict
 
-from benchmarks.kits_anatomy import paint_native_cases
 from benchmarks.learning_curves import DATASET_ID, DATASET_NAME
 from benchmarks.run import agreement, machine
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
+from nnocc.dataset_conversion.real_anatomy import paint_native_cases
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("benchmarks")
@@ -52,17 +52,13 @@ def per_case(folder: Path) -> Dict:
 
 def predict_nnocc(nnocc: NnoccTool, images: Path, output: Path, name: str, *extra) -> Dict:
     shutil.rmtree(output, ignore_errors=True)
-    m = nnocc.run(name, "predict", "-i", images, "-o", output, "-d", nnocc.ws.dataset_id, "-c", nnocc.configuration,
-                  "-f", 0, "-device", nnocc.ws.device, "-npp", 1, "-nps", 1, "--disable_tta", *extra)
+    m = nnocc.predict(output, name, "--disable_tta", *extra, images=images)
     return {"command": m.to_dict(), "cases": per_case(output)}
 
 
 def predict_nnunet(nnunet: NnunetTool, images: Path, output: Path) -> Dict:
     shutil.rmtree(output, ignore_errors=True)
-    m = nnunet.run("predict_native", [str(nnunet.venv / "bin" / "nnUNetv2_predict"), "-i", str(images), "-o",
-                                      str(output), "-d", str(nnunet.ws.dataset_id), "-c", "3d_fullres", "-f", "0",
-                                      "-device", nnunet.ws.device, "-npp", "1", "-nps", "1", "--disable_tta"])
-    return {"command": m.to_dict()}
+    return {"command": nnunet.predict(output, "predict_native", "--disable_tta", images=images).to_dict()}
 
 
 def main(argv=None) -> Path:

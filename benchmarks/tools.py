@@ -75,8 +75,9 @@ class NnoccTool:
     def model_folder(self) -> Path:
         return self.results / self.ws.dataset_name / f"nnoccTrainer__{self.plans_name}__{self.configuration}"
 
-    def predict(self, output: Path, name: str = "predict", *extra) -> Measurement:
-        return self.run(name, "predict", "-i", self.ws.test_images, "-o", output, "-d", self.ws.dataset_id,
+    def predict(self, output: Path, name: str = "predict", *extra, images: Optional[Path] = None) -> Measurement:
+        """The held-back cases, or the folder ``images``."""
+        return self.run(name, "predict", "-i", images or self.ws.test_images, "-o", output, "-d", self.ws.dataset_id,
                         "-c", self.configuration, "-p", self.plans_name, "-f", 0, "-device", self.ws.device,
                         "-npp", 1, "-nps", 1, *extra)
 
@@ -127,8 +128,9 @@ class NnunetTool:
                                   str(self.ws.dataset_id), "3d_fullres", "0", str(self.ws.budget_minutes),
                                   self.ws.device, str(out), *marks])
 
-    def predict(self, output: Path, name: str = "predict", *extra) -> Measurement:
-        return self.run(name, [str(self.venv / "bin" / "nnUNetv2_predict"), "-i", str(self.ws.test_images),
+    def predict(self, output: Path, name: str = "predict", *extra, images: Optional[Path] = None) -> Measurement:
+        """The held-back cases, or the folder ``images``."""
+        return self.run(name, [str(self.venv / "bin" / "nnUNetv2_predict"), "-i", str(images or self.ws.test_images),
                                "-o", str(output), "-d", str(self.ws.dataset_id), "-c", "3d_fullres", "-f", "0",
                                "-device", self.ws.device, "-npp", "1", "-nps", "1", *extra])
 

@@ -158,6 +158,25 @@ def paint_job(job: PaintJob) -> List[int]:
     return list(geometry.shape)
 
 
+def paint_all(jobs: Sequence[PaintJob], num_processes: int, desc: str) -> None:
+    _, failures = map_cases(paint_job, jobs, num_processes, desc=desc, names=[j.name for j in jobs])
+    if failures:
+        raise NnoccError(f"could not paint {failures[0][0]}: {failures[0][1]}")
+
+
+def paint_native_cases(kits_folder: Path, cases: Sequence[str], image_folder: Path, label_folder: Path,
+                       num_processes: int = 1, last_case: int = 299) -> List[Path]:
+    """Whole scans at their own resolution (no crop, no resampling); already painted ones are kept."""
+    files = {f.parent.name: f for f in kits_label_files(kits_folder, last_case)}
+    missing = [c for c in cases if c not in files]
+    if missing:
+        raise NnoccError(f"{kits_folder}: no label map for {', '.join(missing)} (cases up to {last_case} only)")
+    jobs = [PaintJob(files[c], c, 7 + i, None, 0.0, image_folder, label_folder) for i, c in enumerate(cases)
+            if not (image_folder / f"{c}_0000.nii.gz").is_file()]
+    paint_all(jobs, num_processes, "painting KiTS-sized cases")
+    return [image_folder / f"{c}_0000.nii.gz" for c in cases]
+
+
 def kits_label_files(kits_folder: Path, last_case: int) -> List[Path]:
     """``dataset/case_XXXXX/segmentation.nii.gz`` (or ``case_XXXXX/...``) up to case number ``last_case``."""
     root = Path(kits_folder)
@@ -190,10 +209,7 @@ def make_real_anatomy_dataset(kits_folder: Path, raw_folder: Path, dataset_id: i
         split = "Tr" if i < num_training else "Ts"
         jobs.append(PaintJob(path, path.parent.name, seed * 100003 + i, spacing, margin_mm,
                              folder / f"images{split}", folder / f"labels{split}"))
-    _, failures = map_cases(paint_job, jobs, num_processes, desc=f"painting {folder.name}",
-                            names=[j.name for j in jobs])
-    if failures:
-        raise NnoccError(f"could not paint {failures[0][0]}: {failures[0][1]}")
+    paint_all(jobs, num_processes, f"painting {folder.name}")
     save_json({"name": name, "description": "real KiTS23 label maps (CC BY-NC-SA, cropped around the kidneys and "
                                             "resampled), CT intensities painted by nnocc (not real images)",
                "channel_names": {"0": "CT"}, "labels": LABELS, "numTraining": num_training,

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from benchmarks.kits_anatomy import paint_native_cases
 from nnocc.dataset_conversion import anatomy as A
-from nnocc.dataset_conversion.real_anatomy import make_real_anatomy_dataset
+from nnocc.dataset_conversion.real_anatomy import make_real_anatomy_dataset, paint_native_cases
 from nnocc.io.images import read_image
 from nnocc.utils.errors import NnoccError
 
