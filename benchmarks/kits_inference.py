@@ -38,6 +38,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--configuration", default="3d_occ")
     p.add_argument("--dense", nargs="*", default=[], metavar="CASE",
                    help="cases also predicted by querying every voxel (the reference for MISE; slow on thin slices)")
+    p.add_argument("--coarse-mm", type=float, nargs="*", default=[], metavar="MM",
+                   help="for the --dense cases, MISE alone again with these coarse lattices (--coarse_spacing_mm)")
     p.add_argument("--nnunet-venv", default=None)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--out", type=Path, default=HERE / "results" / "kits_inference_cpu.json")
@@ -93,6 +95,7 @@ def one_case(args, ws: Workspace, images: Path, case: str) -> Dict:
         figures["nnocc_dense"] = predict_nnocc(nnocc, images, dense_out, f"native_dense_{case}", "--dense")
         figures["mise_dense_agreement"] = agreement(mise_out, dense_out)
         figures |= plain_mise(nnocc, images, case)
+        figures["coarse_sweep"] = coarse_sweep(nnocc, images, case, args.coarse_mm)
     venv = NnunetTool.find(args.nnunet_venv)
     if venv is not None:
         figures["nnunet"] = predict_nnunet(NnunetTool(ws, venv), images, ws.root / "native" / f"nnunet_{case}")
@@ -103,8 +106,43 @@ def plain_mise(nnocc: NnoccTool, images: Path, case: str) -> Dict:
     """MISE alone against dense (no second pass around small structures in either, as dense has none)."""
     out = nnocc.ws.root / "native" / f"nnocc_mise_plain_{case}"
     figures = {"nnocc_mise_plain": predict_nnocc(nnocc, images, out, f"native_mise_plain_{case}", "--no_refinement")}
-    figures["mise_plain_dense_agreement"] = agreement(out, nnocc.ws.root / "native" / f"nnocc_dense_{case}")
+    dense = nnocc.ws.root / "native" / f"nnocc_dense_{case}"
+    figures["mise_plain_dense_agreement"] = agreement(out, dense)
+    figures["nnocc_mise_plain"] |= structures_kept(out, dense)
     return figures
+
+
+def coarse_sweep(nnocc: NnoccTool, images: Path, case: str, coarse_mm) -> Dict:
+    """MISE alone at coarser lattices than the plan's: what each saves and what it loses against dense."""
+    sweep = {}
+    dense = nnocc.ws.root / "native" / f"nnocc_dense_{case}"
+    for mm in coarse_mm:
+        out = nnocc.ws.root / "native" / f"nnocc_mise_coarse{mm:g}_{case}"
+        run = predict_nnocc(nnocc, images, out, f"native_mise_coarse{mm:g}_{case}", "--no_refinement",
+                            "--coarse_spacing_mm", str(mm))
+        sweep[f"{mm:g}"] = run | {"agreement": agreement(out, dense)} | structures_kept(out, dense)
+    return sweep
+
+
+def structures_kept(mise: Path, dense: Path) -> Dict:
+    """What voxel agreement hides on a whole scan: per label, Dice against dense, and the dense
+    prediction's connected components that MISE does not touch at all (lost small structures)."""
+    import cc3d
+    import numpy as np
+
+    from nnocc.io.images import read_image
+
+    dice: Dict[str, float] = {}
+    missed = total = 0
+    for path in sorted(mise.glob("*.nii.gz")):
+        ours, reference = read_image(path)[0], read_image(dense / path.name)[0]
+        for value in (int(v) for v in np.unique(reference) if v):
+            a, b = ours == value, reference == value
+            dice[str(value)] = float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
+            components = cc3d.connected_components(b.astype(np.uint8), connectivity=26)
+            total += int(components.max())
+            missed += len(set(range(1, int(components.max()) + 1)) - set(np.unique(components[a]).tolist()))
+    return {"dice_against_dense": dice, "dense_components": total, "components_missed": missed}
 
 
 def add_plain_mise(args, ws: Workspace) -> Path:

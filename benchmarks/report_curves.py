@@ -291,7 +291,31 @@ def kits_inference_section() -> List[str]:
     lines += ["| " + " | ".join(_native_row(c, f)) + " |" for c, f in data["cases"].items()]
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['value']} | {_met(g['met'])} |" for g in kits_inference_goals(data)]
-    return lines + [""] + memory_section(_load(MEMORY_FILE))
+    return lines + coarse_sweep_section(data) + [""] + memory_section(_load(MEMORY_FILE))
+
+
+def _sweep_row(case: str, lattice: str, run: Dict) -> str:
+    stats = next(iter(run["cases"].values()))
+    dice = ", ".join(f"{label}: {value:.4f}" for label, value in sorted(run.get("dice_against_dense", {}).items()))
+    return (f"| {case} | {lattice} | {_fmt(stats['query_fraction'], 4)} | {_fmt(run.get('agreement'), 6)} | {dice} | "
+            f"{run.get('components_missed', '–')} of {run.get('dense_components', '–')} | "
+            f"{_fmt(run['command']['seconds'], 1)} |")
+
+
+def coarse_sweep_section(data: Dict) -> List[str]:
+    """MISE alone with coarser lattices than the plan's, against dense: the speed a user can buy and
+    what it costs (voxel agreement hides lost small structures, so they are counted)."""
+    rows = []
+    for case, figures in data["cases"].items():
+        if "nnocc_mise_plain" in figures and "coarse_sweep" in figures:
+            plain = figures["nnocc_mise_plain"] | {"agreement": figures.get("mise_plain_dense_agreement")}
+            rows.append(_sweep_row(case, "the plan's", plain))
+            rows += [_sweep_row(case, f"{mm} mm", run) for mm, run in figures["coarse_sweep"].items()]
+    if not rows:
+        return []
+    return ["", "MISE alone at coarser lattices (`--coarse_spacing_mm`), against dense on the same scan:", "",
+            "| case | coarse lattice | query share | voxel agreement | Dice against dense per label | dense components "
+            "missed | s |", "|---|---|---|---|---|---|---|"] + rows
 
 
 def curves_goals(data: Dict) -> List[Dict]:

@@ -49,6 +49,9 @@ def add_inference(p):
                          help="evaluate MISE's coarse lattice instead (the original MISE)")
     p.add_argument("--no_refinement", action="store_true", help="skip the second pass around small structures")
     p.add_argument("--dense", action="store_true", help="query every output voxel (a reference for MISE)")
+    p.add_argument("--coarse_spacing_mm", type=float, default=None,
+                   help="MISE's coarse lattice (default: the plan's, no coarser than the smallest structure); "
+                        "coarser is faster and risks structures smaller than it")
     p.add_argument("-device", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
 
 
@@ -59,7 +62,7 @@ def inference_settings(args, keep_probabilities: bool) -> InferenceSettings:
                              keep_probabilities=keep_probabilities, max_points_per_batch=args.max_points_per_batch,
                              stitching=args.stitching, seed_from_aux=args.seed_from_aux,
                              refine=not args.no_refinement, dense=args.dense, device=args.device,
-                             tile_cache_mb=args.tile_cache_mb)
+                             tile_cache_mb=args.tile_cache_mb, coarse_spacing_mm=args.coarse_spacing_mm)
 
 
 def build():

@@ -2,10 +2,12 @@
 
 Members are (network, mirroring) pairs: every fold's network under every mirroring of the test-time
 augmentation.  A query averages the members' probabilities per point, so MISE refines the
-ensemble's surface, not each member's.  Encoded tiles are kept in a least-recently-used cache sized
-by memory: box-by-box MISE with ``nearest`` stitching needs one tile at a time, but Gaussian blending
-needs up to eight per box and re-encodes without end if its neighbours are evicted (measured: 25x
-more encodings with an eight-tile cache on a 1 x 3 x 3 tiling).
+ensemble's surface, not each member's.  Encoded tiles are kept in a least-recently-used cache of at
+most ``cache_mb``: Gaussian blending re-encodes without end if a box's neighbours are evicted
+(measured: 25x more encodings with an eight-tile cache on a 1 x 3 x 3 tiling).  With ``nearest``
+stitching each ownership box is answered by its own tile alone (``query_tile``), the tile is
+dropped after its box (``forget_tile``), and the cache holds at most the eight tiles a box of the
+refinement pass can touch, so that a whole case's encodings are never held at once.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from nnocc.inference.tiling import Tiling
 
 logger = logging.getLogger(__name__)
 STITCHING = ("nearest", "gaussian")
+TILES_PER_BOX = 8            # a box's corners reach at most two tiles per axis
 
 
 def mirror_sets(axes: Sequence[int], enabled: bool) -> List[Tuple[int, ...]]:
@@ -124,17 +127,25 @@ class VolumeField:
             return self.cache[index]
         encoded = self.encode_at(self.tiling.start(index))
         if self.cache_tiles is None:
-            tile_bytes = encoded.nbytes()
-            self.cache_tiles = max(2, int(self.cache_mb * 2 ** 20 // max(tile_bytes, 1)))
-            wanted = min(8, int(np.prod(self.tiling.grid)))
-            if self.stitching == "gaussian" and self.cache_tiles < wanted:
-                logger.warning("Gaussian stitching: the tile cache holds %d of the %d tiles a box needs, so tiles "
-                               "will be encoded again; --tile_cache_mb %d avoids it", self.cache_tiles, wanted,
-                               int(np.ceil(wanted * tile_bytes / 2 ** 20)))
+            self.cache_tiles = self._cache_capacity(encoded.nbytes())
         self.cache[index] = encoded
         while len(self.cache) > self.cache_tiles:
             self.cache.popitem(last=False)
         return encoded
+
+    def _cache_capacity(self, tile_bytes: int) -> int:
+        wanted = min(TILES_PER_BOX, int(np.prod(self.tiling.grid)))
+        by_memory = max(2, int(self.cache_mb * 2 ** 20 // max(tile_bytes, 1)))
+        if self.stitching == "gaussian" and by_memory < wanted:
+            logger.warning("Gaussian stitching: the tile cache holds %d of the %d tiles a box needs, so tiles "
+                           "will be encoded again; --tile_cache_mb %d avoids it", by_memory, wanted,
+                           int(np.ceil(wanted * tile_bytes / 2 ** 20)))
+        # blending boxes share tiles with the next row of boxes too: keep what memory allows
+        return by_memory if self.stitching == "gaussian" else min(wanted, by_memory)
+
+    def forget_tile(self, index: Tuple[int, ...]) -> None:
+        """Drop a tile no box will ask for again (its memory is the largest part of a prediction)."""
+        self.cache.pop(tuple(index), None)
 
     def centred_tile(self, centre: np.ndarray) -> Optional[Tuple[EncodedTile, List[float]]]:
         """A tile centred on ``centre`` (preprocessed index) for seed 000's refinement pass, or None
@@ -182,6 +193,12 @@ class VolumeField:
         if self.stitching == "gaussian" and not aux:
             return self._blended(points)
         return self._nearest(points, aux)
+
+    def query_tile(self, index: Tuple[int, ...], points: torch.Tensor, aux: bool = False) -> torch.Tensor:
+        """Probabilities (M, K) at preprocessed indices (M, 3), all from one tile: a box's lattice may
+        reach a few voxels past its ownership region, which the tile's patch still covers, so the box
+        never wakes a neighbour's encoding."""
+        return self.members_probabilities(self.tile(index), self.tiling.start(index), points, aux)
 
     def _nearest(self, points: torch.Tensor, aux: bool = False) -> torch.Tensor:
         out: Optional[torch.Tensor] = None

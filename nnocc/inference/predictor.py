@@ -48,6 +48,7 @@ class InferenceSettings:
     refine: bool = True
     dense: bool = False                       # evaluate every output voxel (reference for MISE)
     uncertainty_margin: Optional[float] = None
+    coarse_spacing_mm: Optional[float] = None  # None: the plan's (no coarser than the smallest structure)
     device: str = "cpu"
     tile_cache_mb: float = 2048.0             # encoded tiles kept; Gaussian stitching wants eight tiles' worth
 
@@ -116,10 +117,14 @@ class Predictor:
         masks = np.stack([(codes >> r) & 1 for r in range(len(d.regions))]).astype(bool)
         return d.regions_to_labels(masks)
 
+    def coarse_spacing_mm(self) -> float:
+        chosen = self.settings.coarse_spacing_mm
+        return self.config.mise.coarse_spacing_mm if chosen is None else chosen
+
     def volume_settings(self) -> VolumeSettings:
         mise, s = self.config.mise, self.settings
         return VolumeSettings(
-            coarse_spacing_mm=0.0 if s.dense else mise.coarse_spacing_mm, decision=self.decision(),
+            coarse_spacing_mm=0.0 if s.dense else self.coarse_spacing_mm(), decision=self.decision(),
             max_points_per_batch=s.max_points_per_batch,
             seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux, aux_hint=s.aux_hint,
             keep_probabilities=s.keep_probabilities,
@@ -139,7 +144,9 @@ class Predictor:
     def predict_case(self, image: np.ndarray, geometry: ImageGeometry, name: str = "case") -> CasePrediction:
         """image (C, z, y, x) raw intensities on ``geometry`` -> labels on the output grid."""
         started = time.perf_counter()
-        pre = self.preprocess(image, geometry, name)
+        return self._predict_timed(self.preprocess(image, geometry, name), started)
+
+    def _predict_timed(self, pre: PreprocessedImage, started: float) -> CasePrediction:
         prediction = self.predict_preprocessed(pre)
         prediction.stats["seconds_preprocess"] = time.perf_counter() - started - prediction.stats["seconds_total"]
         return prediction
@@ -191,9 +198,11 @@ class Predictor:
                      output_file: Optional[Union[str, Path]] = None) -> CasePrediction:
         """Predict one case from its channel file(s); with ``output_file`` also write the label map."""
         files = [image_files] if isinstance(image_files, (str, Path)) else list(image_files)
+        started = time.perf_counter()
         image, geometry = read_channels(files)
-        name = Path(files[0]).name.split("_0000")[0].split(".")[0]
-        prediction = self.predict_case(image, geometry, name)
+        pre = self.preprocess(image, geometry, Path(files[0]).name.split("_0000")[0].split(".")[0])
+        del image       # the raw case is not needed while predicting (400 MB at KiTS23's resolution)
+        prediction = self._predict_timed(pre, started)
         if output_file is not None:
             write_segmentation(prediction.labels, prediction.geometry, output_file)
         return prediction

@@ -47,15 +47,16 @@ class VolumePrediction:
 Box = Tuple[Tuple[int, int], ...]      # (first, end) per axis
 
 
-def ownership_boxes(field: VolumeField, grid: OutputGrid) -> List[Box]:
-    """Boxes of output voxels (inside the crop) answered by one tile each."""
+def ownership_boxes(field: VolumeField, grid: OutputGrid) -> List[Tuple[Box, Tuple[int, ...]]]:
+    """Boxes of output voxels (inside the crop), each with the one tile whose centre is nearest to
+    all of its voxels."""
     scale, offset = grid.linear_map()
     per_axis = []
     for axis, (lo, hi) in enumerate(grid.crop_region()):
         index = np.arange(lo, hi)
         tiles = field.tiling.nearest_tile(axis, scale[axis] * index + offset[axis])
-        per_axis.append([(lo + a, lo + b) for _, a, b in ownership_runs(tiles)])
-    return list(itertools.product(*per_axis))
+        per_axis.append([((lo + a, lo + b), tile) for tile, a, b in ownership_runs(tiles)])
+    return [(tuple(run for run, _ in runs), tuple(tile for _, tile in runs)) for runs in itertools.product(*per_axis)]
 
 
 def _empty(grid: OutputGrid, k: int, regions: bool, keep: bool, device) -> VolumePrediction:
@@ -88,9 +89,20 @@ def _store(prediction: VolumePrediction, box: Box, result) -> None:
 
 
 def _query_box(field: VolumeField, lower: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor,
-               points: torch.Tensor) -> torch.Tensor:
-    """The field at box-local output indices: shifted to the whole output grid, then mapped to voxels."""
-    return field.query((points + lower) * scale + offset)
+               points: torch.Tensor, tile: Optional[Tuple[int, ...]] = None, aux: bool = False) -> torch.Tensor:
+    """The field at box-local output indices: shifted to the whole output grid, then mapped to voxels;
+    from ``tile`` alone when the box has one (nearest stitching)."""
+    where = (points + lower) * scale + offset
+    return field.query(where, aux) if tile is None else field.query_tile(tile, where, aux)
+
+
+def _aux_lattice(field: VolumeField, box: Box, steps: Sequence[int], k: int, query: Callable) -> torch.Tensor:
+    """The auxiliary head's opinion on the box's coarse lattice, (K, *lattice)."""
+    sizes = [lattice_size(b - a, s) for (a, b), s in zip(box, steps)]
+    device = field.data.device
+    lattice = torch.stack(torch.meshgrid(*[torch.arange(n, device=device) * s for n, s in zip(sizes, steps)],
+                                         indexing="ij"), -1).reshape(-1, 3).float()
+    return query(lattice, aux=True).T.reshape(k, *sizes)
 
 
 def predict_volume(field: VolumeField, grid: OutputGrid, k: int, settings: VolumeSettings) -> VolumePrediction:
@@ -98,19 +110,19 @@ def predict_volume(field: VolumeField, grid: OutputGrid, k: int, settings: Volum
     prediction = _empty(grid, k, field.regions, settings.keep_probabilities, device)
     scale, offset = (torch.tensor(v, dtype=torch.float32, device=device) for v in grid.linear_map())
     steps = coarse_steps_for(grid.geometry.spacing, settings.coarse_spacing_mm)
-    for box in ownership_boxes(field, grid):
+    own_tile = field.stitching == "nearest"
+    for box, tile in ownership_boxes(field, grid):
         lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=device)
-        query = partial(_query_box, field, lower, scale, offset)
+        query = partial(_query_box, field, lower, scale, offset, tile=tile if own_tile else None)
         aux = None
         if (settings.seed_from_aux or settings.aux_hint) and field.has_aux and max(steps) > 1:
-            sizes = [lattice_size(b - a, s) for (a, b), s in zip(box, steps)]
-            lattice = torch.stack(torch.meshgrid(*[torch.arange(n, device=device) * s for n, s in zip(sizes, steps)],
-                                                 indexing="ij"), -1).reshape(-1, 3).float()
-            aux = field.query((lattice + lower) * scale + offset, aux=True).T.reshape(k, *sizes)
+            aux = _aux_lattice(field, box, steps, k, query)
         initial = aux if settings.seed_from_aux else None
         hint = aux if settings.aux_hint and not settings.seed_from_aux else None
         _store(prediction, box, _run_box(query, box, k, steps, settings, initial, device, hint))
         prediction.boxes += 1
+        if own_tile:
+            field.forget_tile(tile)     # no other ownership box asks for it
     if settings.refine_codes:
         refine_small_structures(field, grid, k, settings, prediction, scale, offset)
     return prediction
@@ -153,6 +165,20 @@ def _refinement_box(lo: np.ndarray, hi: np.ndarray, patch_out: np.ndarray, shape
     return tuple((int(a), int(max(a, b))) for a, b in zip(first, end))
 
 
+def largest_structures(mask: np.ndarray, count: int) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Bounding boxes (first, end) of the ``count`` largest 26-connected components.  Labelled within
+    the mask's own bounding box: a whole 512 x 512 x 400 scan's component map would take 400 MB."""
+    occupied = [np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0] for axis in range(3)]
+    if any(len(o) == 0 for o in occupied):
+        return []
+    first = np.array([o[0] for o in occupied], dtype=np.float64)
+    region = tuple(slice(o[0], o[-1] + 1) for o in occupied)
+    statistics = cc3d.statistics(cc3d.connected_components(mask[region].view(np.uint8), connectivity=26))
+    largest = np.argsort(statistics["voxel_counts"][1:])[::-1][:count] + 1
+    boxes = [statistics["bounding_boxes"][i] for i in largest]
+    return [(first + [s.start for s in box], first + [s.stop for s in box]) for box in boxes]
+
+
 def refine_small_structures(field: VolumeField, grid: OutputGrid, k: int, settings: VolumeSettings,
                             prediction: VolumePrediction, scale: torch.Tensor, offset: torch.Tensor) -> None:
     """A second MISE pass at a finer spacing around each small predicted structure, with a tile
@@ -163,12 +189,7 @@ def refine_small_structures(field: VolumeField, grid: OutputGrid, k: int, settin
     steps = coarse_steps_for(grid.geometry.spacing, settings.coarse_spacing_mm * settings.refine_spacing_factor)
     device = field.data.device
     for code in settings.refine_codes:
-        components = cc3d.connected_components((codes == code).astype(np.uint8), connectivity=26)
-        statistics = cc3d.statistics(components)
-        largest = np.argsort(statistics["voxel_counts"][1:])[::-1][:settings.refine_max_structures] + 1
-        for slices in (statistics["bounding_boxes"][i] for i in largest):
-            lo = np.array([s.start for s in slices], dtype=np.float64)
-            hi = np.array([s.stop for s in slices], dtype=np.float64)
+        for lo, hi in largest_structures(codes == code, settings.refine_max_structures):
             box = _refinement_box(lo, hi, patch_out, codes.shape)
             centre = (torch.tensor((lo + hi - 1) / 2.0, dtype=torch.float32, device=device) * scale + offset).cpu().numpy()
             query = _refinement_query(field, centre, box, scale, offset, settings.decision)

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, List, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -125,7 +125,7 @@ def read_sitk(path: PathLike) -> sitk.Image:
         raise NnoccError(f"{path}: unreadable image ({reason[:160]})") from None
 
 
-def read_image(path: PathLike, expect_dim: int = 3) -> Tuple[np.ndarray, ImageGeometry]:
+def read_checked(path: PathLike, expect_dim: int = 3) -> sitk.Image:
     image = read_sitk(path)
     if Path(path).name.lower().endswith(NIFTI_ENDINGS):
         verify_complete(path)
@@ -134,24 +134,36 @@ def read_image(path: PathLike, expect_dim: int = 3) -> Tuple[np.ndarray, ImageGe
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise NnoccError(f"{path}: expected one value per voxel, got {image.GetNumberOfComponentsPerPixel()} "
                          f"(vector images are not supported; store channels as separate files)")
+    return image
+
+
+def read_image(path: PathLike, expect_dim: int = 3) -> Tuple[np.ndarray, ImageGeometry]:
+    image = read_checked(path, expect_dim)
     return sitk.GetArrayFromImage(image), geometry_of(image)
 
 
 def read_channels(paths: Sequence[PathLike]) -> Tuple[np.ndarray, ImageGeometry]:
-    """All channel files of one case, stacked to (C, z, y, x) float32; geometries must agree."""
-    arrays, reference = [], None
-    for path in paths:
-        array, geometry = read_image(path)
+    """All channel files of one case, stacked to (C, z, y, x) float32; geometries must agree.
+    Each file is converted straight into its slot of the stack: at 512 x 512 x 400 voxels every
+    intermediate copy would cost 200-400 MB."""
+    stack: Optional[np.ndarray] = None
+    reference: Optional[ImageGeometry] = None
+    for channel, path in enumerate(paths):
+        image = read_checked(path)
+        geometry = geometry_of(image)
         if reference is None:
             reference = geometry
+            stack = np.empty((len(paths), *geometry.shape), dtype=np.float32)
         else:
             diff = reference.differences(geometry)
             if diff:
                 raise NnoccError(f"{path}: differs from the case's first channel in {'; '.join(diff)}")
-        arrays.append(array.astype(np.float32, copy=False))
-    if reference is None:
+        assert stack is not None
+        stack[channel] = sitk.GetArrayViewFromImage(image)
+        del image
+    if stack is None or reference is None:
         raise NnoccError("read_channels: no files given")
-    return np.stack(arrays), reference
+    return stack, reference
 
 
 NIFTI_ENDINGS = (".nii", ".nii.gz")

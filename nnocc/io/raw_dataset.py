@@ -143,7 +143,8 @@ def load_case(case: RawCase, description: DatasetDescription) -> LoadedCase:
         label, problems = _load_label(case, description, reference, problems)
     if problems or reference is None:
         raise DatasetProblems(problems or [f"case {case.name}: no image file"])
-    return LoadedCase(case.name, np.stack(arrays), label, reference)
+    image = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)    # one CT channel: no copy of 400 MB
+    return LoadedCase(case.name, image, label, reference)
 
 
 def _load_label(case: RawCase, description: DatasetDescription, reference: Optional[ImageGeometry],

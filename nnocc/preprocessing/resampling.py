@@ -10,16 +10,32 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.ndimage import zoom
+from scipy.ndimage import affine_transform, spline_filter, zoom
 
 from nnocc.planning.plans import ResamplingPlan
+
+SPLINE_PAD = 12      # scipy's own padding before a spline prefilter with mode "nearest"
 
 
 def _zoom(array: np.ndarray, new_shape: Sequence[int], order: int) -> np.ndarray:
     if tuple(array.shape) == tuple(new_shape):
         return array
+    if order > 1:
+        return _spline_zoom(array, new_shape, order)
     factors = [n / o for n, o in zip(new_shape, array.shape)]
-    return zoom(array, factors, order=order, mode="nearest", grid_mode=True, prefilter=order > 1)
+    return zoom(array, factors, order=order, mode="nearest", grid_mode=True, prefilter=False)
+
+
+def _spline_zoom(array: np.ndarray, new_shape: Sequence[int], order: int) -> np.ndarray:
+    """``zoom(..., grid_mode=True)`` with the spline coefficients kept in float32 and filtered in
+    place: scipy's own prefilter makes a float64 copy of the padded volume, 2.5x the image, which at
+    KiTS23's 512 x 512 x 400 voxels was the largest allocation of a whole prediction.  The answer
+    agrees with scipy's to about 1e-6 of the image's range."""
+    step = np.array([o / n for n, o in zip(new_shape, array.shape)])
+    coefficients = np.pad(array.astype(np.float32, copy=False), SPLINE_PAD, mode="edge")
+    spline_filter(coefficients, order, output=coefficients, mode="nearest")
+    return affine_transform(coefficients, step, offset=0.5 * step - 0.5 + SPLINE_PAD, output_shape=tuple(new_shape),
+                            order=order, mode="nearest", prefilter=False)
 
 
 def _resample_one(array: np.ndarray, new_shape: Sequence[int], order: int, z_axis: Optional[int],

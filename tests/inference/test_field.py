@@ -13,7 +13,12 @@ import torch
 from nnocc.architectures.base import Encoding, OccupancyArchitecture
 from nnocc.architectures.blocks import lookup_features
 from nnocc.inference.field import VolumeField
+from nnocc.inference.mise import Decision
+from nnocc.inference.output_grid import OutputGrid
 from nnocc.inference.tiling import Tiling
+from nnocc.inference.volume import VolumeSettings, largest_structures, predict_volume
+from nnocc.io.images import ImageGeometry
+from nnocc.preprocessing.storage import CaseProperties
 
 
 @dataclass
@@ -68,10 +73,9 @@ def test_nearest_stitching_answers_any_point_from_the_right_place():
     assert torch.allclose(field.query(points)[:, 0], expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("stitching", ["nearest", "gaussian"])
-def test_every_voxel_centre_is_exact_and_each_tile_is_encoded_once(stitching):
+def test_every_voxel_centre_is_exact_and_each_tile_is_encoded_once():
     shape = (30, 40, 36)
-    field = field_over(shape, stitching)
+    field = field_over(shape, "gaussian")
     index = torch.stack(torch.meshgrid(*[torch.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3).float()
     for chunk in index.split(7000):                  # several queries, as MISE makes them
         answer = field.query(chunk)[:, 0]
@@ -79,6 +83,32 @@ def test_every_voxel_centre_is_exact_and_each_tile_is_encoded_once(stitching):
             (chunk[:, 0] * shape[1] * shape[2] + chunk[:, 1] * shape[2] + chunk[:, 2]).long()])
         assert torch.allclose(answer, expected, atol=1e-5)
     assert field.encoded_tiles == int(np.prod(field.tiling.grid))
+
+
+@pytest.mark.parametrize("coarse_spacing_mm", [0.0, 4.0])
+def test_nearest_prediction_is_exact_with_one_tile_held_at_a_time(coarse_spacing_mm):
+    """Box by box, each ownership box is answered by its own tile, encoded once and dropped after
+    the box, so a case's encodings are never held together; the labels are the dense answer."""
+    shape = (30, 40, 36)
+    field = field_over(shape, "nearest")
+    held = []
+    encode = field.encode_at
+
+    def counting_encode(start):
+        held.append(len(field.cache) + 1)
+        return encode(start)
+    field.encode_at = counting_encode
+    geometry = ImageGeometry(list(shape), [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
+    properties = CaseProperties("case", geometry, [[0, n] for n in shape], list(shape), list(shape),
+                                [1.0, 1.0, 1.0], None, "key")
+    settings = VolumeSettings(coarse_spacing_mm, Decision(regions=True, threshold=0.5, margin=0.0))
+    result = predict_volume(field, OutputGrid(geometry, properties), 1, settings)
+    assert field.encoded_tiles == int(np.prod(field.tiling.grid)) and max(held) == 1
+    value = torch.from_numpy(ramp(shape))
+    clear = value.abs() > 1e-4              # sigmoid rounds to exactly 0.5 on the ramp's zero plane
+    assert torch.equal(result.codes.bool()[clear], (value > 0)[clear])
+    if coarse_spacing_mm:
+        assert result.queries < 0.6 * result.dense_queries     # 80 small boxes, each with its own lattice edge
 
 
 def test_a_cache_too_small_for_blending_is_named_with_the_fix(caplog):
@@ -90,3 +120,13 @@ def test_a_cache_too_small_for_blending_is_named_with_the_fix(caplog):
         field.query(torch.tensor([[15.0, 20.0, 18.0]]))
     assert field.cache_tiles == 2
     assert "--tile_cache_mb 1" in caplog.text
+
+
+def test_largest_structures_are_found_in_whole_volume_coordinates():
+    mask = np.zeros((20, 30, 40), dtype=bool)
+    mask[2:4, 5:9, 10:12] = True
+    mask[10:18, 20:25, 30:39] = True
+    mask[15, 2, 2] = True
+    boxes = [(lo.tolist(), hi.tolist()) for lo, hi in largest_structures(mask, 2)]
+    assert boxes == [([10, 20, 30], [18, 25, 39]), ([2, 5, 10], [4, 9, 12])]
+    assert largest_structures(np.zeros((3, 3, 3), dtype=bool), 2) == []

@@ -55,6 +55,19 @@ def test_other_output_spacing_keeps_the_physical_extent(model_folder):
     assert result.geometry.shape == [36, 60, 60]
 
 
+def test_a_coarser_lattice_asks_fewer_points(model_folder):
+    """--coarse_spacing_mm overrides the plan's lattice: at 1.3 mm output, 5.2 mm steps by 4 in
+    every axis where the plan's stays finer."""
+    image = np.random.default_rng(1).normal(50, 80, size=(12, 30, 30)).astype(np.float32)
+    queries = {}
+    for coarse in (None, 5.2):
+        settings = InferenceSettings(tta=False, output_spacing=[1.3], refine=False, coarse_spacing_mm=coarse)
+        predictor = Predictor.from_model_folder(model_folder, settings=settings)
+        queries[coarse] = predictor.predict_array(image, spacing=(3.9, 2.6, 2.6)).stats["queries"]
+    assert predictor.volume_settings().coarse_spacing_mm == 5.2 != predictor.config.mise.coarse_spacing_mm
+    assert queries[5.2] < queries[None]
+
+
 def test_bad_case_is_reported_and_the_others_predicted(model_folder, tmp_path, capsys):
     inputs = tmp_path / "in"
     _oblique_case(inputs, "good")
