@@ -38,11 +38,14 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--configuration", default="3d_occ")
     p.add_argument("--dense", nargs="*", default=[], metavar="CASE",
                    help="cases also predicted by querying every voxel (the reference for MISE; slow on thin slices)")
-    p.add_argument("--coarse-mm", type=float, nargs="*", default=[], metavar="MM",
-                   help="for the --dense cases, MISE alone again with these coarse lattices (--coarse_spacing_mm)")
+    p.add_argument("--sweep", nargs="*", default=[], metavar="MM:MARGIN",
+                   help="for the --dense cases, MISE alone again with these coarse lattices and uncertainty margins "
+                        "(--coarse_spacing_mm, --uncertainty_margin; 'plan' keeps the plan's), e.g. 6.4:0.4 plan:0.1")
     p.add_argument("--nnunet-venv", default=None)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--out", type=Path, default=HERE / "results" / "kits_inference_cpu.json")
+    p.add_argument("--curves", type=Path, default=HERE / "results" / "learning_curves_cpu.json",
+                   help="the learning-curves results that trained --work's models (to say which models these are)")
     p.add_argument("--plain-only", action="store_true",
                    help="only add MISE without the refinement pass to the dense cases of --out (same --work)")
     return p.parse_args(argv)
@@ -73,7 +76,7 @@ def main(argv=None) -> Path:
     paint_native_cases(args.kits23, args.cases, images, labels)
     results: Dict = {"date": datetime.date.today().isoformat(), "machine": machine(),
                      "commands": [f"python -m benchmarks.kits_inference {' '.join(sys.argv[1:] or argv or [])}"],
-                     "cases": {}}
+                     "models": trained_models(args.curves, args.work.name), "cases": {}}
     for case in args.cases:
         case_images = args.work / "native" / f"single_{case}"
         case_images.mkdir(parents=True, exist_ok=True)
@@ -83,6 +86,15 @@ def main(argv=None) -> Path:
         results["cases"][case] = one_case(args, ws, case_images, case)
         save(results, args.out)
     return args.out
+
+
+def trained_models(curves: Path, target: str) -> Dict:
+    """Budget and iterations of the models in the workspace, from the learning-curves results."""
+    if not curves.is_file():
+        return {}
+    run = json.loads(curves.read_text()).get("runs", {}).get(target, {})
+    return {tool: {"budget_minutes": run.get("budget_minutes"), "iterations": figures["train"].get("iterations")}
+            for tool, figures in run.get("tools", {}).items()}
 
 
 def one_case(args, ws: Workspace, images: Path, case: str) -> Dict:
@@ -95,7 +107,7 @@ def one_case(args, ws: Workspace, images: Path, case: str) -> Dict:
         figures["nnocc_dense"] = predict_nnocc(nnocc, images, dense_out, f"native_dense_{case}", "--dense")
         figures["mise_dense_agreement"] = agreement(mise_out, dense_out)
         figures |= plain_mise(nnocc, images, case)
-        figures["coarse_sweep"] = coarse_sweep(nnocc, images, case, args.coarse_mm)
+        figures["sweep"] = mise_sweep(nnocc, images, case, args.sweep)
     venv = NnunetTool.find(args.nnunet_venv)
     if venv is not None:
         figures["nnunet"] = predict_nnunet(NnunetTool(ws, venv), images, ws.root / "native" / f"nnunet_{case}")
@@ -112,37 +124,46 @@ def plain_mise(nnocc: NnoccTool, images: Path, case: str) -> Dict:
     return figures
 
 
-def coarse_sweep(nnocc: NnoccTool, images: Path, case: str, coarse_mm) -> Dict:
-    """MISE alone at coarser lattices than the plan's: what each saves and what it loses against dense."""
+def mise_sweep(nnocc: NnoccTool, images: Path, case: str, settings) -> Dict:
+    """MISE alone with other lattices and margins than the plan's: what each saves and what it loses
+    against dense."""
     sweep = {}
     dense = nnocc.ws.root / "native" / f"nnocc_dense_{case}"
-    for mm in coarse_mm:
-        out = nnocc.ws.root / "native" / f"nnocc_mise_coarse{mm:g}_{case}"
-        run = predict_nnocc(nnocc, images, out, f"native_mise_coarse{mm:g}_{case}", "--no_refinement",
-                            "--coarse_spacing_mm", str(mm))
-        sweep[f"{mm:g}"] = run | {"agreement": agreement(out, dense)} | structures_kept(out, dense)
+    for setting in settings:
+        coarse, margin = setting.split(":")
+        extra = ([] if coarse == "plan" else ["--coarse_spacing_mm", coarse]) + \
+            ([] if margin == "plan" else ["--uncertainty_margin", margin])
+        name = f"mise_{coarse}mm_margin{margin}_{case}"
+        out = nnocc.ws.root / "native" / f"nnocc_{name}"
+        run = predict_nnocc(nnocc, images, out, f"native_{name}", "--no_refinement", *extra)
+        sweep[setting] = run | {"agreement": agreement(out, dense)} | structures_kept(out, dense)
     return sweep
 
 
 def structures_kept(mise: Path, dense: Path) -> Dict:
     """What voxel agreement hides on a whole scan: per label, Dice against dense, and the dense
-    prediction's connected components that MISE does not touch at all (lost small structures)."""
+    prediction's connected components that MISE does not touch at all (lost small structures), with
+    the largest of them in voxels."""
     import cc3d
     import numpy as np
 
     from nnocc.io.images import read_image
 
     dice: Dict[str, float] = {}
-    missed = total = 0
+    missed_sizes, total = [], 0
     for path in sorted(mise.glob("*.nii.gz")):
         ours, reference = read_image(path)[0], read_image(dense / path.name)[0]
         for value in (int(v) for v in np.unique(reference) if v):
             a, b = ours == value, reference == value
             dice[str(value)] = float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
-            components = cc3d.connected_components(b.astype(np.uint8), connectivity=26)
-            total += int(components.max())
-            missed += len(set(range(1, int(components.max()) + 1)) - set(np.unique(components[a]).tolist()))
-    return {"dice_against_dense": dice, "dense_components": total, "components_missed": missed}
+            components = cc3d.connected_components(b.view(np.uint8), connectivity=26)
+            sizes = np.bincount(components.ravel())
+            touched = np.zeros(len(sizes), dtype=bool)
+            touched[np.unique(components[a])] = True
+            total += len(sizes) - 1
+            missed_sizes += sizes[1:][~touched[1:]].tolist()
+    return {"dice_against_dense": dice, "dense_components": total, "components_missed": len(missed_sizes),
+            "largest_missed_voxels": int(max(missed_sizes, default=0))}
 
 
 def add_plain_mise(args, ws: Workspace) -> Path:

@@ -240,6 +240,14 @@ def _share(figures: Dict, key: str) -> Optional[float]:
     return None if not run else next(iter(run["cases"].values()))["query_fraction"]
 
 
+def _models(data: Dict) -> str:
+    models = data.get("models")
+    if not models:
+        return "the learning-curve models' final checkpoints"
+    trained = [f"{tool} {m['budget_minutes']:g} min ({m['iterations']} iterations)" for tool, m in models.items()]
+    return "models trained by benchmarks.learning_curves: " + ", ".join(trained)
+
+
 def _native_row(case: str, figures: Dict) -> List[str]:
     mise = figures["nnocc_mise"]
     stats = next(iter(mise["cases"].values()))
@@ -282,8 +290,8 @@ def kits_inference_section() -> List[str]:
     commands = "` then `".join(data.get("commands") or [data["command"]])
     lines = ["", "## KiTS-sized inference: whole scans at their own resolution", "",
              f"`{commands}` on {data['date']} ({data['machine']['processor']}, {data['machine']['cores']} cores): "
-             "real KiTS23 label maps painted at their own 512 x 512 resolution, the learning-curve models' final "
-             "checkpoints, output at the input spacing, no mirroring, one process per case and tool (whole command: "
+             f"real KiTS23 label maps painted at their own 512 x 512 resolution, {_models(data)}, "
+             "output at the input spacing, no mirroring, one process per case and tool (whole command: "
              f"reading, preprocessing, prediction, export); raw figures in `benchmarks/results/{KITS_INFERENCE_FILE}`. "
              "nnocc as shipped runs MISE and then a second, finer pass around each small predicted structure; "
              "'MISE alone' leaves that pass out, as dense evaluation does, and measures the algorithm.",
@@ -291,31 +299,33 @@ def kits_inference_section() -> List[str]:
     lines += ["| " + " | ".join(_native_row(c, f)) + " |" for c, f in data["cases"].items()]
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['value']} | {_met(g['met'])} |" for g in kits_inference_goals(data)]
-    return lines + coarse_sweep_section(data) + [""] + memory_section(_load(MEMORY_FILE))
+    return lines + sweep_section(data) + [""] + memory_section(_load(MEMORY_FILE))
 
 
-def _sweep_row(case: str, lattice: str, run: Dict) -> str:
+def _sweep_row(case: str, coarse: str, margin: str, run: Dict) -> str:
     stats = next(iter(run["cases"].values()))
-    dice = ", ".join(f"{label}: {value:.4f}" for label, value in sorted(run.get("dice_against_dense", {}).items()))
-    return (f"| {case} | {lattice} | {_fmt(stats['query_fraction'], 4)} | {_fmt(run.get('agreement'), 6)} | {dice} | "
-            f"{run.get('components_missed', '–')} of {run.get('dense_components', '–')} | "
-            f"{_fmt(run['command']['seconds'], 1)} |")
+    dice = ", ".join(f"{label}: {value:.5f}" for label, value in sorted(run.get("dice_against_dense", {}).items()))
+    missed = f"{run.get('components_missed', '–')} of {run.get('dense_components', '–')} " \
+             f"({run.get('largest_missed_voxels', '–')})"
+    return (f"| {case} | {coarse} | {margin} | {_fmt(stats['query_fraction'], 4)} | {_fmt(run.get('agreement'), 6)} | "
+            f"{dice} | {missed} | {_fmt(run['command']['seconds'], 1)} |")
 
 
-def coarse_sweep_section(data: Dict) -> List[str]:
+def sweep_section(data: Dict) -> List[str]:
     """MISE alone with coarser lattices than the plan's, against dense: the speed a user can buy and
     what it costs (voxel agreement hides lost small structures, so they are counted)."""
     rows = []
     for case, figures in data["cases"].items():
-        if "nnocc_mise_plain" in figures and "coarse_sweep" in figures:
+        if "nnocc_mise_plain" in figures and "sweep" in figures:
             plain = figures["nnocc_mise_plain"] | {"agreement": figures.get("mise_plain_dense_agreement")}
-            rows.append(_sweep_row(case, "the plan's", plain))
-            rows += [_sweep_row(case, f"{mm} mm", run) for mm, run in figures["coarse_sweep"].items()]
+            rows.append(_sweep_row(case, "plan", "plan", plain))
+            rows += [_sweep_row(case, *setting.split(":"), run) for setting, run in figures["sweep"].items()]
     if not rows:
         return []
-    return ["", "MISE alone at coarser lattices (`--coarse_spacing_mm`), against dense on the same scan:", "",
-            "| case | coarse lattice | query share | voxel agreement | Dice against dense per label | dense components "
-            "missed | s |", "|---|---|---|---|---|---|---|"] + rows
+    return ["", "MISE alone with other coarse lattices (`--coarse_spacing_mm`) and uncertainty margins "
+            "(`--uncertainty_margin`), against dense on the same scan ('plan': the plan's value):", "",
+            "| case | coarse lattice mm | margin | query share | voxel agreement | Dice against dense per label | "
+            "dense components missed (largest, voxels) | s |", "|---|---|---|---|---|---|---|---|"] + rows
 
 
 def curves_goals(data: Dict) -> List[Dict]:

@@ -52,6 +52,9 @@ def add_inference(p):
     p.add_argument("--coarse_spacing_mm", type=float, default=None,
                    help="MISE's coarse lattice (default: the plan's, no coarser than the smallest structure); "
                         "coarser is faster and risks structures smaller than it")
+    p.add_argument("--uncertainty_margin", type=float, default=None,
+                   help="MISE also refines cells whose decision is within this margin of changing (default: the "
+                        "plan's); smaller is faster on an unsure model and trusts its corners more")
     p.add_argument("-device", "--device", default="cpu", choices=("cpu", "cuda", "mps"))
 
 
@@ -62,7 +65,8 @@ def inference_settings(args, keep_probabilities: bool) -> InferenceSettings:
                              keep_probabilities=keep_probabilities, max_points_per_batch=args.max_points_per_batch,
                              stitching=args.stitching, seed_from_aux=args.seed_from_aux,
                              refine=not args.no_refinement, dense=args.dense, device=args.device,
-                             tile_cache_mb=args.tile_cache_mb, coarse_spacing_mm=args.coarse_spacing_mm)
+                             tile_cache_mb=args.tile_cache_mb, coarse_spacing_mm=args.coarse_spacing_mm,
+                             uncertainty_margin=args.uncertainty_margin)
 
 
 def build():

@@ -34,7 +34,7 @@ class BatchReport:
 def read_and_preprocess(job) -> PreprocessedImage:
     case, description, config = job
     loaded = load_case(case, description)
-    return preprocess_image(loaded.image, loaded.geometry, config, case.name)
+    return preprocess_image(loaded.image, loaded.geometry, config, case.name, overwrite_image=True)
 
 
 def input_cases(folder: Path, predictor: Predictor) -> Tuple[List[RawCase], List[Tuple[str, str]]]:

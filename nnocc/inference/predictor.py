@@ -132,14 +132,16 @@ class Predictor:
             refine_spacing_factor=mise.refine_spacing_factor)
 
     # ---- prediction ---------------------------------------------------------------------
-    def preprocess(self, image: np.ndarray, geometry: ImageGeometry, name: str = "case") -> PreprocessedImage:
+    def preprocess(self, image: np.ndarray, geometry: ImageGeometry, name: str = "case",
+                   overwrite_image: bool = False) -> PreprocessedImage:
         """The same preprocessing as in training; runs in worker processes for folders."""
         if image.ndim == 3:
             image = image[None]
         if image.shape[0] != self.description.num_channels:
             raise NnoccError(f"{name}: {image.shape[0]} channel(s) given, the model expects "
                              f"{self.description.num_channels} ({', '.join(self.description.channel_list)})")
-        return preprocess_image(image.astype(np.float32, copy=False), geometry, self.config, name)
+        floats = image.astype(np.float32, copy=False)     # a converted copy is ours to overwrite
+        return preprocess_image(floats, geometry, self.config, name, overwrite_image=overwrite_image or floats is not image)
 
     def predict_case(self, image: np.ndarray, geometry: ImageGeometry, name: str = "case") -> CasePrediction:
         """image (C, z, y, x) raw intensities on ``geometry`` -> labels on the output grid."""
@@ -200,7 +202,7 @@ class Predictor:
         files = [image_files] if isinstance(image_files, (str, Path)) else list(image_files)
         started = time.perf_counter()
         image, geometry = read_channels(files)
-        pre = self.preprocess(image, geometry, Path(files[0]).name.split("_0000")[0].split(".")[0])
+        pre = self.preprocess(image, geometry, Path(files[0]).name.split("_0000")[0].split(".")[0], overwrite_image=True)
         del image       # the raw case is not needed while predicting (400 MB at KiTS23's resolution)
         prediction = self._predict_timed(pre, started)
         if output_file is not None:

@@ -36,11 +36,12 @@ class PreprocessedImage:
 
 
 def preprocess_image(image: np.ndarray, geometry: ImageGeometry, config: ConfigurationPlan, name: str,
-                     label: Optional[np.ndarray] = None) -> PreprocessedImage:
-    """(C, z, y, x) raw intensities -> normalised data at the target spacing, plus its properties."""
+                     label: Optional[np.ndarray] = None, overwrite_image: bool = False) -> PreprocessedImage:
+    """(C, z, y, x) raw intensities -> normalised data at the target spacing, plus its properties.
+    ``overwrite_image``: the caller has no further use for ``image`` and lets it be normalised in place."""
     cropped, cropped_label, bbox = crop_to_nonzero(image, label)
     mask = nonzero_mask(cropped) if any(n.use_nonzero_mask for n in config.normalization) else None
-    normalized = normalize_image(cropped, config.normalization, mask)
+    normalized = normalize_image(cropped, config.normalization, mask, in_place=overwrite_image)
     new_shape = resampled_shape(cropped.shape[1:], geometry.spacing, config.spacing)
     z_axis = out_of_plane_axis(geometry.spacing, config.spacing)
     data = resample_image(normalized, new_shape, config.resampling, z_axis)
@@ -79,7 +80,7 @@ def sampler_locations(seg: np.ndarray, spacing, donut_labels: List[int], donut_m
 def preprocess_training_case(job: Tuple[RawCase, DatasetDescription, ConfigurationPlan, Path]) -> str:
     case, description, config, out_folder = job
     loaded = load_case(case, description)
-    pre = preprocess_image(loaded.image, loaded.geometry, config, case.name, loaded.label)
+    pre = preprocess_image(loaded.image, loaded.geometry, config, case.name, loaded.label, overwrite_image=True)
     label = pre.cropped_label
     assert label is not None  # a training case always has one
     seg = resample_labels(label, pre.properties.preprocessed_shape, config.resampling, pre.properties.z_axis)

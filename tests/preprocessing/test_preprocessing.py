@@ -7,8 +7,9 @@ from nnocc.cli import preprocess as preprocess_cli
 from nnocc.cli.environment import dataset_paths
 from nnocc.coordinates import preprocessed_to_cropped
 from nnocc.io.images import read_image, write_image
-from nnocc.planning.plans import Plans, ResamplingPlan
+from nnocc.planning.plans import ChannelNormalization, Plans, ResamplingPlan
 from nnocc.preprocessing import preprocessor
+from nnocc.preprocessing.normalization import normalize_image
 from nnocc.preprocessing.preprocessor import remove_stale_cases, staging_folder
 from nnocc.preprocessing.resampling import resample_image, resample_labels
 from nnocc.preprocessing.storage import case_files, list_cases, load_preprocessed_case
@@ -162,6 +163,25 @@ def test_float32_spline_resampling_matches_scipy_zoom(new_shape):
     out = resample_image(image[None], new_shape, ResamplingPlan(image_order=3), None)[0]
     assert out.dtype == np.float32 and out.shape == expected.shape
     np.testing.assert_allclose(out, expected, atol=1e-3)
+
+
+SCHEMES = [ChannelNormalization("CT", "ct", clip_low=-200.0, clip_high=300.0, mean=40.0, std=80.0),
+           ChannelNormalization("T2", "zscore", use_nonzero_mask=True),
+           ChannelNormalization("x", "rescale_to_0_1"), ChannelNormalization("y", "none")]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda n: n.scheme)
+def test_normalising_in_place_gives_the_same_and_leaves_a_borrowed_image_alone(scheme):
+    image = np.random.default_rng(5).normal(50, 300, (1, 6, 9, 8)).astype(np.float32)
+    mask = image[0] > -100
+    original = image.copy()
+    borrowed = normalize_image(image, [scheme], mask)
+    np.testing.assert_array_equal(image, original)
+    owned = normalize_image(image, [scheme], mask, in_place=True)
+    assert owned is image and owned.dtype == np.float32
+    np.testing.assert_array_equal(owned, borrowed)
+    as_int = normalize_image(original.astype(np.int16), [scheme], mask, in_place=True)
+    np.testing.assert_allclose(as_int, normalize_image(original.astype(np.int16).astype(np.float32), [scheme], mask))
 
 
 def test_label_resampling_keeps_boundaries_and_small_structures():
