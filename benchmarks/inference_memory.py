@@ -65,8 +65,9 @@ def stage_profile(model_folder: Path, image_file: Path, tta: bool) -> Dict:
 
     predictor = stage("load model", lambda: Predictor.from_model_folder(
         model_folder, ["0"], settings=InferenceSettings(tta=tta)))
-    image, geometry = stage("read the case", lambda: read_channels([image_file]))
-    pre = stage("preprocess", lambda: predictor.preprocess(image, geometry, image_file.name))
+    scan = [stage("read the case", lambda: read_channels([image_file]))]
+    # as nnocc_predict does: the scan is normalised where it lies, and not kept while predicting
+    pre = stage("preprocess", lambda: predictor.preprocess(*scan.pop(), image_file.name, overwrite_image=True))
     prediction = stage("encode and MISE", lambda: predictor.predict_preprocessed(pre))
     with tempfile.TemporaryDirectory() as tmp:
         stage("write the label map", lambda: write_segmentation(prediction.labels, prediction.geometry,
@@ -90,6 +91,13 @@ def variants(model_folder: Path, image_file: Path, work: Path) -> Dict:
     return out
 
 
+def _earlier(path: Optional[Path], label: str) -> Optional[Dict]:
+    if path is None:
+        return None
+    earlier = json.loads(path.read_text())
+    return {"label": label, "stages": earlier["stages_no_mirroring"]["stages"], "command": earlier["command"]}
+
+
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-m", "--model-folder", type=Path, required=True)
@@ -97,6 +105,9 @@ def main(argv=None) -> Path:
     p.add_argument("--nnunet-peak-mb", type=float, default=None, help="nnU-Net's peak on the same case, to compare")
     p.add_argument("--out", type=Path, default=HERE / "results" / "inference_memory_cpu.json")
     p.add_argument("--stages-only", action="store_true", help="only the stage profile, not the per-setting runs")
+    p.add_argument("--before", type=Path, default=None,
+                   help="an earlier result of this script (same case, older code) to show beside this one")
+    p.add_argument("--before-label", default="before", help="what --before was measured with, e.g. a commit")
     p.add_argument("--stage", action="store_true", help=argparse.SUPPRESS)   # the in-process profile, as a child
     args = p.parse_args(argv)
     if args.stage:
@@ -108,7 +119,7 @@ def main(argv=None) -> Path:
         profile = json.loads(next(line for line in child.stdout.splitlines() if line.startswith("{")))
         results = {"case": args.image.name.split("_0000")[0], "stages_no_mirroring": profile,
                    "variants": {} if args.stages_only else variants(args.model_folder, args.image, Path(tmp)),
-                   "nnunet_peak_rss_mb": args.nnunet_peak_mb,
+                   "nnunet_peak_rss_mb": args.nnunet_peak_mb, "before": _earlier(args.before, args.before_label),
                    "command": f"python -m benchmarks.inference_memory {' '.join(sys.argv[1:] or argv or [])}"}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
@@ -120,10 +131,18 @@ def memory_section(data: Optional[Dict]) -> List[str]:
         return []
     profile = data["stages_no_mirroring"]
     peaks = "each stage its own peak" if profile["peak_resettable"] else "peaks cumulative: this kernel keeps them"
+    before = data.get("before")
     lines = ["", f"### Where the memory goes ({data['case']}, output {profile['output_shape']})", "",
-             f"`{data['command']}`. One process, stage by stage, no mirroring ({peaks}):",
-             "", "| stage | seconds | resident after (MB) | peak during (MB) |", "|---|---|---|---|"]
+             f"`{data['command']}`. One process, stage by stage, no mirroring ({peaks}); the scan is normalised in "
+             "place and let go before prediction, as `nnocc_predict` does"
+             + (f"; beside it the same profile with the code of {before['label']} (`{before['command']}`)" if before
+                else "") + ":", "",
+             "| stage | seconds | resident after (MB) | peak during (MB) |" + (f" peak with {before['label']} (MB) |"
+                                                                             if before else ""),
+             "|---|---|---|---|" + ("---|" if before else "")]
+    earlier = {s["stage"]: s for s in before["stages"]} if before else {}
     lines += [f"| {s['stage']} | {s['seconds']:.1f} | {s['rss_after_mb']:.0f} | {s['peak_mb']:.0f} |"
+              + (f" {earlier[s['stage']]['peak_mb']:.0f} |" if s["stage"] in earlier else (" – |" if before else ""))
               for s in profile["stages"]]
     if not data["variants"]:
         return lines + [""]

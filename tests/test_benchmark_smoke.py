@@ -89,3 +89,38 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
         assert point["inference_stats"]["query_fraction"] > 0     # above 1 when the second pass re-asks points
     rerun = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
     assert rerun["tools"]["3d_occ"]["curve"] == curve and len(rerun["commands"]) == 2
+
+
+def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
+    """Voxel agreement hides a lost speck; the sweep table must not."""
+    import numpy as np
+
+    from benchmarks.inference_memory import memory_section
+    from benchmarks.kits_inference import structures_kept
+    from benchmarks.report_curves import sweep_section
+    from nnocc.io.images import ImageGeometry, write_segmentation
+
+    geometry = ImageGeometry([20, 30, 30], [5.0, 0.8, 0.8], [0.0, 0.0, 0.0], [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
+    dense = np.zeros(geometry.shape, dtype=np.uint8)
+    dense[5:15, 5:20, 5:20] = 1
+    dense[2, 25, 25] = 2                   # a one-voxel speck MISE misses
+    dense[16:18, 25:28, 25:28] = 2         # 18 voxels MISE keeps, one voxel short
+    mise = dense.copy()
+    mise[2, 25, 25] = 0
+    mise[16, 25, 25] = 0
+    for folder, labels in (("dense", dense), ("mise", mise)):
+        write_segmentation(labels, geometry, tmp_path / folder / "case.nii.gz")
+    kept = structures_kept(tmp_path / "mise", tmp_path / "dense")
+    assert kept["dense_components"] == 3 and kept["components_missed"] == 1 and kept["largest_missed_voxels"] == 1
+    assert kept["dice_against_dense"]["1"] == 1.0 and 0.9 < kept["dice_against_dense"]["2"] < 1.0
+    run = {"command": {"seconds": 12.0}, "cases": {"case": {"query_fraction": 0.04}}}
+    data = {"cases": {"case_1": {"nnocc_mise_plain": run | kept, "mise_plain_dense_agreement": 0.99999,
+                                 "sweep": {"6.4:0.1": run | kept | {"agreement": 0.9999}}}}}
+    table = "\n".join(sweep_section(data))
+    assert "| case_1 | plan | plan | 0.0400 |" in table and "| case_1 | 6.4 | 0.1 |" in table
+    assert "1 of 3 (1)" in table
+    stages = [{"stage": "preprocess", "seconds": 1.0, "rss_after_mb": 800.0, "peak_mb": 1200.0}]
+    memory = {"case": "c", "command": "now", "variants": {}, "stages_no_mirroring": {
+        "peak_resettable": True, "output_shape": [1, 2, 3], "stages": stages},
+        "before": {"label": "abc123", "command": "then", "stages": [stages[0] | {"peak_mb": 2600.0}]}}
+    assert "| preprocess | 1.0 | 800 | 1200 | 2600 |" in "\n".join(memory_section(memory))
