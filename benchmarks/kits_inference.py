@@ -141,27 +141,37 @@ def mise_sweep(nnocc: NnoccTool, images: Path, case: str, settings) -> Dict:
 
 
 def structures_kept(mise: Path, dense: Path) -> Dict:
-    """What voxel agreement hides on a whole scan: per label, Dice against dense, and the dense
-    prediction's connected components that MISE does not touch at all (lost small structures), with
-    the largest of them in voxels."""
+    """What voxel agreement hides on a whole scan (see ``compare_structures``), over a folder."""
+    from nnocc.io.images import read_image
+
+    figures: Dict = {"dice_against_dense": {}, "dense_components": 0, "components_missed": 0, "largest_missed_voxels": 0}
+    for path in sorted(mise.glob("*.nii.gz")):
+        case = compare_structures(read_image(path)[0], read_image(dense / path.name)[0])
+        figures["dice_against_dense"] |= case["dice_against_dense"]
+        figures["dense_components"] += case["dense_components"]
+        figures["components_missed"] += case["components_missed"]
+        figures["largest_missed_voxels"] = max(figures["largest_missed_voxels"], case["largest_missed_voxels"])
+    return figures
+
+
+def compare_structures(ours, reference) -> Dict:
+    """Per label, Dice against the reference, and the reference's connected components that ``ours``
+    does not touch at all (lost small structures), with the largest of them in voxels."""
     import cc3d
     import numpy as np
 
-    from nnocc.io.images import read_image
-
     dice: Dict[str, float] = {}
-    missed_sizes, total = [], 0
-    for path in sorted(mise.glob("*.nii.gz")):
-        ours, reference = read_image(path)[0], read_image(dense / path.name)[0]
-        for value in (int(v) for v in np.unique(reference) if v):
-            a, b = ours == value, reference == value
-            dice[str(value)] = float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
-            components = cc3d.connected_components(b.view(np.uint8), connectivity=26)
-            sizes = np.bincount(components.ravel())
-            touched = np.zeros(len(sizes), dtype=bool)
-            touched[np.unique(components[a])] = True
-            total += len(sizes) - 1
-            missed_sizes += sizes[1:][~touched[1:]].tolist()
+    missed_sizes: list = []
+    total = 0
+    for value in (int(v) for v in np.unique(reference) if v):
+        a, b = ours == value, reference == value
+        dice[str(value)] = float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
+        components = cc3d.connected_components(b.view(np.uint8), connectivity=26)
+        sizes = np.bincount(components.ravel())
+        touched = np.zeros(len(sizes), dtype=bool)
+        touched[np.unique(components[a])] = True
+        total += len(sizes) - 1
+        missed_sizes += sizes[1:][~touched[1:]].tolist()
     return {"dice_against_dense": dice, "dense_components": total, "components_missed": len(missed_sizes),
             "largest_missed_voxels": int(max(missed_sizes, default=0))}
 

@@ -113,9 +113,9 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
     kept = structures_kept(tmp_path / "mise", tmp_path / "dense")
     assert kept["dense_components"] == 3 and kept["components_missed"] == 1 and kept["largest_missed_voxels"] == 1
     assert kept["dice_against_dense"]["1"] == 1.0 and 0.9 < kept["dice_against_dense"]["2"] < 1.0
-    run = {"command": {"seconds": 12.0}, "cases": {"case": {"query_fraction": 0.04}}}
-    data = {"cases": {"case_1": {"nnocc_mise_plain": run | kept, "mise_plain_dense_agreement": 0.99999,
-                                 "sweep": {"6.4:0.1": run | kept | {"agreement": 0.9999}}}}}
+    figures = {"command": {"seconds": 12.0}, "cases": {"case": {"query_fraction": 0.04}}}
+    data = {"cases": {"case_1": {"nnocc_mise_plain": figures | kept, "mise_plain_dense_agreement": 0.99999,
+                                 "sweep": {"6.4:0.1": figures | kept | {"agreement": 0.9999}}}}}
     table = "\n".join(sweep_section(data))
     assert "| case_1 | plan | plan | 0.0400 |" in table and "| case_1 | 6.4 | 0.1 |" in table
     assert "1 of 3 (1)" in table
@@ -124,3 +124,26 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
         "peak_resettable": True, "output_shape": [1, 2, 3], "stages": stages},
         "before": {"label": "abc123", "command": "then", "stages": [stages[0] | {"peak_mb": 2600.0}]}}
     assert "| preprocess | 1.0 | 800 | 1200 | 2600 |" in "\n".join(memory_section(memory))
+
+
+def test_mise_on_an_oracle_field_of_kits_like_anatomy_matches_dense_with_fewer_queries(tmp_path):
+    import SimpleITK as sitk
+
+    from benchmarks import mise_oracle
+    from tests.dataset_conversion.test_real_anatomy import kits_like_labels
+
+    folder = tmp_path / "kits23" / "dataset" / "case_00000"
+    folder.mkdir(parents=True)
+    sitk.WriteImage(kits_like_labels(0), str(folder / "segmentation.nii.gz"))
+    out = mise_oracle.main(["--kits23", str(tmp_path / "kits23"), "--cases", "case_00000", "--coarse-mm", "7",
+                            "13", "--margins", "0.4", "0", "--sigma-mm", "2", "--out", str(tmp_path / "o.json")])
+    runs = json.loads(out.read_text())["cases"]["case_00000"]["runs"]
+    assert [(r["coarse_mm"], r["margin"], r["steps"]) for r in runs] == [
+        (7.0, 0.4, [1, 2, 2]), (7.0, 0.0, [1, 2, 2]), (13.0, 0.4, [2, 4, 4]), (13.0, 0.0, [2, 4, 4])]
+    for setting in runs:
+        assert setting["dense_components"] == 4 and setting["agreement"] > 0.999
+        assert setting["lattice_share"] <= setting["query_share"] < 0.6
+    assert runs[2]["query_share"] < runs[0]["query_share"] and runs[1]["query_share"] <= runs[0]["query_share"]
+    assert runs[0]["components_missed"] == 0
+    table = "\n".join(mise_oracle.oracle_section(json.loads(out.read_text())))
+    assert "| case_00000 [40, 96, 96] | 13 | [2, 4, 4] | 0 | 0.0312 |" in table
