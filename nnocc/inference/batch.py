@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -20,6 +21,7 @@ from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
 from nnocc.utils.atomic import atomic_write_text
 from nnocc.utils.errors import DatasetProblems, NnoccError
 from nnocc.utils.json_io import save_json
+from nnocc.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +75,15 @@ def predict_folder(predictor: Predictor, input_folder: Path, output_folder: Path
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max(1, num_preprocessing), mp_context=context) as readers, \
             ThreadPoolExecutor(max(1, num_export)) as writers:
-        pending = [readers.submit(read_and_preprocess, job) for job in jobs]
+        # read ahead only as far as the readers can work at once: a whole folder of preprocessed
+        # KiTS23 scans (about 30 MB each) would otherwise pile up in this process
+        ahead = max(1, num_preprocessing) + 1
+        pending = deque(readers.submit(read_and_preprocess, job) for job in jobs[:ahead])
         exports: List[Tuple[str, Future]] = []
-        for case, future in tqdm(list(zip(todo, pending)), desc="predicting", unit="case"):
+        for index, case in enumerate(tqdm(todo, desc="predicting", unit="case")):
+            future = pending.popleft()
+            if index + ahead < len(jobs):
+                pending.append(readers.submit(read_and_preprocess, jobs[index + ahead]))
             try:
                 pre = future.result()
                 prediction = predictor.predict_preprocessed(pre)
@@ -88,6 +96,9 @@ def predict_folder(predictor: Predictor, input_folder: Path, output_folder: Path
             exports.append((case.name, writers.submit(_timed_export, prediction, predictor, output_folder,
                                                       save_probabilities, mesh)))
             report.stats[case.name] = prediction.stats
+            del pre, prediction
+            wait_for_writers(exports, max(1, num_export))
+            release_freed_memory()
         for name, future in exports:
             try:
                 report.stats[name]["seconds_export"] = future.result()
@@ -96,6 +107,13 @@ def predict_folder(predictor: Predictor, input_folder: Path, output_folder: Path
                 report.failures.append((name, _message(e)))
     write_batch_files(predictor, output_folder, report)
     return report
+
+
+def wait_for_writers(exports: List[Tuple[str, Future]], limit: int) -> None:
+    """Keep at most ``limit`` predictions waiting to be written: each holds a whole label map."""
+    waiting = [future for _, future in exports if not future.done()]
+    for future in waiting[:max(0, len(waiting) - limit)]:
+        wait([future])
 
 
 def write_batch_files(predictor: Predictor, folder: Path, report: BatchReport) -> None:

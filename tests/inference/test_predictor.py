@@ -93,3 +93,34 @@ def test_predict_file_from_python_writes_the_label_map(model_folder, tmp_path):
     result = predictor.predict_file(tmp_path / "in" / "python_0000.nii.gz", tmp_path / "python.nii.gz")
     assert result.labels.shape == tuple(geometry.shape)
     assert read_image(tmp_path / "python.nii.gz")[1].differences(geometry, tolerance=1e-6) == []
+
+
+def test_a_folder_is_read_ahead_only_as_far_as_the_readers_work(model_folder, tmp_path, monkeypatch):
+    """Preprocessed scans must not pile up in the predicting process (30 MB each at KiTS23's size)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nnocc.inference import batch
+
+    inputs = tmp_path / "in"
+    for i in range(6):
+        _oblique_case(inputs, f"case{i}")
+    submitted, ahead = [], []
+
+    class CountingPool(ThreadPoolExecutor):
+        def __init__(self, workers, mp_context=None):
+            super().__init__(workers)
+
+        def submit(self, fn, *args):
+            submitted.append(args[0][0].name)
+            return super().submit(fn, *args)
+    monkeypatch.setattr(batch, "ProcessPoolExecutor", CountingPool)
+    predictor = Predictor.from_model_folder(model_folder, folds=[0], settings=InferenceSettings(tta=False, refine=False))
+    predict = predictor.predict_preprocessed
+
+    def counting_predict(pre):
+        ahead.append(len(submitted) - len(ahead))
+        return predict(pre)
+    monkeypatch.setattr(predictor, "predict_preprocessed", counting_predict)
+    report = batch.predict_folder(predictor, inputs, tmp_path / "out", num_preprocessing=1, num_export=1)
+    assert sorted(report.stats) == [f"case{i}" for i in range(6)] and len(submitted) == 6
+    assert max(ahead) == 3          # the case being predicted and two read ahead (one reader, one queued)
