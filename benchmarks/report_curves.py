@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 from benchmarks.inference_memory import memory_section
 from benchmarks.learning_curves import TOOLS
-from benchmarks.mise_oracle import oracle_section
+from benchmarks.mise_oracle import oracle_goals, oracle_section
 from benchmarks.report import _fmt, _get
 
 HERE = Path(__file__).resolve().parent
@@ -373,8 +373,9 @@ def second_edition() -> List[str]:
              "curves rather than one point, at KiTS23's own resolution, and on a GPU where one was lent. The first "
              "edition (a generated phantom, nnocc planned for 1 GB against nnU-Net's default 8 GB) follows it, with "
              "the per-method studies.", ""]
-    kits, curves = _load(KITS_INFERENCE_FILE), _load(CURVES_FILE)
-    goals = (curves_goals(curves) if curves else []) + (kits_inference_goals(kits) if kits else [])
+    kits, curves, oracle = _load(KITS_INFERENCE_FILE), _load(CURVES_FILE), _load(ORACLE_FILE)
+    goals = (curves_goals(curves) if curves else []) + (kits_inference_goals(kits) if kits else []) + \
+        (oracle_goals(oracle) if oracle else [])
     if goals:
         lines += ["## Goals", "", "| goal | measured | met |", "|---|---|---|"]
         lines += [f"| {g['goal']} | {g['value']} | {_met(g['met'])} |" for g in goals]

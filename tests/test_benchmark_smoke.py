@@ -147,3 +147,4 @@ def test_mise_on_an_oracle_field_of_kits_like_anatomy_matches_dense_with_fewer_q
     assert runs[0]["components_missed"] == 0
     table = "\n".join(mise_oracle.oracle_section(json.loads(out.read_text())))
     assert "| case_00000 [40, 96, 96] | 13 | [2, 4, 4] | 0 | 0.0312 |" in table
+    assert "case_00000: the cheapest setting that lost nothing here was 13 mm, margin 0" in table
