@@ -54,7 +54,9 @@ def trilinear_query(probs: torch.Tensor):
 
     def query(points: torch.Tensor) -> torch.Tensor:
         normalised = (2 * points / extent.clamp_min(1) - 1).flip(-1)       # (z, y, x) -> grid_sample's (x, y, z)
-        out = F.grid_sample(volume, normalised.view(1, -1, 1, 1, 3), mode="bilinear", align_corners=True)
+        # "border": a lattice point past the last voxel is answered, as a network answers any point
+        out = F.grid_sample(volume, normalised.view(1, -1, 1, 1, 3), mode="bilinear", padding_mode="border",
+                            align_corners=True)
         return out.view(NUM_LABELS, -1).T
     return query
 

@@ -233,6 +233,7 @@ def gpu_section() -> List[str]:
 
 KITS_INFERENCE_FILE = "kits_inference_cpu.json"
 MEMORY_FILE = "inference_memory_cpu.json"
+MEMORY_SETTINGS_FILE = "inference_memory_settings_cpu.json"     # a second case, with the per-setting runs
 ORACLE_FILE = "mise_oracle_cpu.json"
 MISE_QUERY_GOAL, AGREEMENT_GOAL = 0.05, 0.9999
 
@@ -301,7 +302,8 @@ def kits_inference_section() -> List[str]:
     lines += ["| " + " | ".join(_native_row(c, f)) + " |" for c, f in data["cases"].items()]
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['value']} | {_met(g['met'])} |" for g in kits_inference_goals(data)]
-    return lines + sweep_section(data) + oracle_section(_load(ORACLE_FILE)) + [""] + memory_section(_load(MEMORY_FILE))
+    return lines + sweep_section(data) + oracle_section(_load(ORACLE_FILE)) + [""] + memory_section(_load(MEMORY_FILE)) + \
+        memory_section(_load(MEMORY_SETTINGS_FILE))
 
 
 def _sweep_row(case: str, coarse: str, margin: str, run: Dict) -> str:
