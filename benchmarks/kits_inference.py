@@ -21,10 +21,14 @@ import sys
 from pathlib import Path
 from typing import Dict
 
+import cc3d
+import numpy as np
+
 from benchmarks.learning_curves import DATASET_ID, DATASET_NAME
 from benchmarks.run import agreement, machine
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 from nnocc.dataset_conversion.real_anatomy import paint_native_cases
+from nnocc.io.images import read_image
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("benchmarks")
@@ -142,8 +146,6 @@ def mise_sweep(nnocc: NnoccTool, images: Path, case: str, settings) -> Dict:
 
 def structures_kept(mise: Path, dense: Path) -> Dict:
     """What voxel agreement hides on a whole scan (see ``compare_structures``), over a folder."""
-    from nnocc.io.images import read_image
-
     figures: Dict = {"dice_against_dense": {}, "dense_components": 0, "components_missed": 0, "largest_missed_voxels": 0}
     for path in sorted(mise.glob("*.nii.gz")):
         case = compare_structures(read_image(path)[0], read_image(dense / path.name)[0])
@@ -154,12 +156,9 @@ def structures_kept(mise: Path, dense: Path) -> Dict:
     return figures
 
 
-def compare_structures(ours, reference) -> Dict:
+def compare_structures(ours: np.ndarray, reference: np.ndarray) -> Dict:
     """Per label, Dice against the reference, and the reference's connected components that ``ours``
     does not touch at all (lost small structures), with the largest of them in voxels."""
-    import cc3d
-    import numpy as np
-
     dice: Dict[str, float] = {}
     missed_sizes: list = []
     total = 0
