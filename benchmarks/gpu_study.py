@@ -32,6 +32,7 @@ from benchmarks.learning_curves import DATASET_ID, DATASET_NAME
 from benchmarks.run import inference_stats, machine
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 from nnocc.dataset_conversion.real_anatomy import paint_native_cases
+from nnocc.utils.json_io import save_json
 
 logger = logging.getLogger("benchmarks")
 CONFIGURATIONS = ("3d_occ", "3d_ossnet", "3d_sconet", "3d_swipe")
@@ -79,8 +80,7 @@ class Study:
         return self.results["steps"][name]
 
     def save(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "gpu_study.json").write_text(json.dumps(self.results, indent=2))
+        save_json(self.results, self.out / "gpu_study.json")
 
 
 def prepare(args) -> Workspace:

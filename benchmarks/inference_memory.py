@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from benchmarks.cost_cli import rss_mb
 from benchmarks.measure import measure
+from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
 VARIANTS: List[Tuple[str, List[str]]] = [
@@ -123,8 +124,7 @@ def main(argv=None) -> Path:
                    "variants": {} if args.stages_only else variants(args.model_folder, args.image, Path(tmp)),
                    "nnunet_peak_rss_mb": args.nnunet_peak_mb, "before": _earlier(args.before, args.before_label),
                    "command": f"python -m benchmarks.inference_memory {' '.join(sys.argv[1:] or argv or [])}"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    save_json(results, args.out)
     return args.out
 
 

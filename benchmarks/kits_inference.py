@@ -29,6 +29,7 @@ from benchmarks.run import agreement, machine
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 from nnocc.dataset_conversion.real_anatomy import paint_native_cases
 from nnocc.io.images import read_image
+from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("benchmarks")
@@ -88,7 +89,7 @@ def main(argv=None) -> Path:
         if not link.exists():
             link.symlink_to((images / f"{case}_0000.nii.gz").resolve())
         results["cases"][case] = one_case(args, ws, case_images, case)
-        save(results, args.out)
+        save_json(results, args.out)
     return args.out
 
 
@@ -122,9 +123,9 @@ def plain_mise(nnocc: NnoccTool, images: Path, case: str) -> Dict:
     """MISE alone against dense (no second pass around small structures in either, as dense has none)."""
     out = nnocc.ws.root / "native" / f"nnocc_mise_plain_{case}"
     figures = {"nnocc_mise_plain": predict_nnocc(nnocc, images, out, f"native_mise_plain_{case}", "--no_refinement")}
-    dense = nnocc.ws.root / "native" / f"nnocc_dense_{case}"
-    figures["mise_plain_dense_agreement"] = agreement(out, dense)
-    figures["nnocc_mise_plain"] |= structures_kept(out, dense)
+    kept = structures_kept(out, nnocc.ws.root / "native" / f"nnocc_dense_{case}")
+    figures["mise_plain_dense_agreement"] = kept.pop("agreement")
+    figures["nnocc_mise_plain"] |= kept
     return figures
 
 
@@ -140,20 +141,24 @@ def mise_sweep(nnocc: NnoccTool, images: Path, case: str, settings) -> Dict:
         name = f"mise_{coarse}mm_margin{margin}_{case}"
         out = nnocc.ws.root / "native" / f"nnocc_{name}"
         run = predict_nnocc(nnocc, images, out, f"native_{name}", "--no_refinement", *extra)
-        sweep[setting] = run | {"agreement": agreement(out, dense)} | structures_kept(out, dense)
+        sweep[setting] = run | structures_kept(out, dense)
     return sweep
 
 
 def structures_kept(mise: Path, dense: Path) -> Dict:
-    """What voxel agreement hides on a whole scan (see ``compare_structures``), over a folder."""
+    """Voxel agreement with dense, and what it hides on a whole scan (see ``compare_structures``), over a
+    folder; each pair of label maps is read once."""
     figures: Dict = {"dice_against_dense": {}, "dense_components": 0, "components_missed": 0, "largest_missed_voxels": 0}
+    same = total = 0
     for path in sorted(mise.glob("*.nii.gz")):
-        case = compare_structures(read_image(path)[0], read_image(dense / path.name)[0])
+        ours, reference = read_image(path)[0], read_image(dense / path.name)[0]
+        case = compare_structures(ours, reference)
+        same, total = same + int((ours == reference).sum()), total + reference.size
         figures["dice_against_dense"] |= case["dice_against_dense"]
         figures["dense_components"] += case["dense_components"]
         figures["components_missed"] += case["components_missed"]
         figures["largest_missed_voxels"] = max(figures["largest_missed_voxels"], case["largest_missed_voxels"])
-    return figures
+    return figures | {"agreement": same / max(total, 1)}
 
 
 def compare_structures(ours: np.ndarray, reference: np.ndarray) -> Dict:
@@ -185,13 +190,8 @@ def add_plain_mise(args, ws: Workspace) -> Path:
     earlier = results.pop("command", None)     # runs from before "commands" was a list
     results["commands"] = ([earlier] if earlier else []) + results.get("commands", []) + \
         [f"python -m benchmarks.kits_inference {' '.join(sys.argv[1:])}"]
-    save(results, args.out)
+    save_json(results, args.out)
     return args.out
-
-
-def save(results: Dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

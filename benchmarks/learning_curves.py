@@ -30,6 +30,7 @@ from benchmarks.measure import measure
 from benchmarks.run import inference_stats, machine
 from benchmarks.sconet import inference_cost
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
+from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
 logger = logging.getLogger("benchmarks")
@@ -128,13 +129,6 @@ def load(out: Path) -> Dict:
     return json.loads(out.read_text()) if out.is_file() else {"runs": {}}
 
 
-def save(results: Dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2))
-    tmp.replace(out)
-
-
 def main(argv=None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse(argv)
@@ -163,11 +157,11 @@ def main(argv=None) -> Path:
                 run["tools"][key]["inference_cost"] = inference_cost(tool, ws, key)
             continue
         run["tools"][key] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat()}
-        save(results, args.out)
+        save_json(results, args.out)
     trained = [key for key in run["tools"] if key != "nnunet"]
     if trained and run.get("find_best", {}).get("among") != trained:
         run["find_best"] = find_best(ws, trained) | {"among": trained}
-    save(results, args.out)
+    save_json(results, args.out)
     return args.out
 
 

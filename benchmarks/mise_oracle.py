@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from benchmarks.kits_inference import compare_structures
 from benchmarks.run import machine
 from nnocc.dataset_conversion.real_anatomy import KITS_SEGMENTATION, read_oriented_labels
 from nnocc.inference.mise import Decision, Mise, coarse_steps_for
+from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
 NUM_LABELS = 4
@@ -140,8 +140,7 @@ def main(argv=None) -> Path:
     for name in args.cases:
         results["cases"][name] = one_case(args.kits23 / "dataset" / name / KITS_SEGMENTATION, args.coarse_mm,
                                           args.margins, args.sigma_mm)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
+        save_json(results, args.out)       # each case as soon as it is done
     return args.out
 
 

@@ -112,6 +112,7 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
         write_segmentation(labels, geometry, tmp_path / folder / "case.nii.gz")
     kept = structures_kept(tmp_path / "mise", tmp_path / "dense")
     assert kept["dense_components"] == 3 and kept["components_missed"] == 1 and kept["largest_missed_voxels"] == 1
+    assert kept["agreement"] == 1 - 2 / dense.size
     assert kept["dice_against_dense"]["1"] == 1.0 and 0.9 < kept["dice_against_dense"]["2"] < 1.0
     figures = {"command": {"seconds": 12.0}, "cases": {"case": {"query_fraction": 0.04}}}
     data = {"cases": {"case_1": {"nnocc_mise_plain": figures | kept, "mise_plain_dense_agreement": 0.99999,

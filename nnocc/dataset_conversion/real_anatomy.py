@@ -26,7 +26,7 @@ from nnocc.dataset_conversion.synthetic import LABELS, ct_intensities
 from nnocc.io.images import ImageGeometry, geometry_of, write_image, write_segmentation
 from nnocc.utils.errors import NnoccError
 from nnocc.utils.json_io import save_json
-from nnocc.utils.parallel import map_cases
+from nnocc.utils.parallel import map_all_cases
 
 MEDULLA_DEPTH_MM = 6.0        # cortex thickness, as in the generated kidneys
 NECROSIS_MIN_RADIUS_MM = 12.0  # tumours thicker than this get a necrotic core
@@ -159,9 +159,7 @@ def paint_job(job: PaintJob) -> List[int]:
 
 
 def paint_all(jobs: Sequence[PaintJob], num_processes: int, desc: str) -> None:
-    _, failures = map_cases(paint_job, jobs, num_processes, desc=desc, names=[j.name for j in jobs])
-    if failures:
-        raise NnoccError(f"could not paint {failures[0][0]}: {failures[0][1]}")
+    map_all_cases(paint_job, jobs, num_processes, desc, [j.name for j in jobs], "paint")
 
 
 def paint_native_cases(kits_folder: Path, cases: Sequence[str], image_folder: Path, label_folder: Path,

@@ -19,7 +19,7 @@ from scipy.ndimage import gaussian_filter
 from nnocc.dataset_conversion import anatomy as A
 from nnocc.io.images import ImageGeometry, write_image, write_segmentation
 from nnocc.utils.json_io import save_json
-from nnocc.utils.parallel import map_cases
+from nnocc.utils.parallel import map_all_cases
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +140,7 @@ def generate_dataset(raw_folder: Path, dataset_id: int, name: Optional[str] = No
     specs = [CaseSpec(f"case_{i:04d}", seed * 100003 + i, tuple(shape), modality) for i in range(num_training + num_test)]
     jobs = [(s, folder / "imagesTr", folder / "labelsTr", file_ending, False) for s in specs[:num_training]]
     jobs += [(s, folder / "imagesTs", folder / "labelsTs", file_ending, False) for s in specs[num_training:]]
-    _, failures = map_cases(_write_case, jobs, num_processes, desc=f"generating {folder.name}",
-                            names=[s.name for s in specs])
-    if failures:
-        raise RuntimeError(f"could not generate {failures[0][0]}: {failures[0][1]}")
+    map_all_cases(_write_case, jobs, num_processes, f"generating {folder.name}", [s.name for s in specs], "generate")
     save_json(dataset_json_for(modality, num_training, file_ending, regions, name), folder / "dataset.json")
     return folder
 
@@ -153,9 +150,6 @@ def generate_kits23_layout(folder: Path, num_cases: int, shape: Sequence[int] = 
     """The official KiTS23 layout (``case_00000/imaging.nii.gz``, ``segmentation.nii.gz``) for conversion tests."""
     specs = [CaseSpec(f"case_{i:05d}", seed * 100003 + i, tuple(shape), "ct") for i in range(num_cases)]
     jobs = [(s, folder, None, ".nii.gz", True) for s in specs]
-    _, failures = map_cases(_write_case, jobs, num_processes, desc="generating KiTS23 layout",
-                            names=[s.name for s in specs])
-    if failures:
-        raise RuntimeError(f"could not generate {failures[0][0]}: {failures[0][1]}")
+    map_all_cases(_write_case, jobs, num_processes, "generating KiTS23 layout", [s.name for s in specs], "generate")
     return Path(folder)
 

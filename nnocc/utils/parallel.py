@@ -55,3 +55,13 @@ def map_cases(fn: Callable[[Any], Any], items: Sequence[Any], num_processes: int
     bar.close()
     failures.sort(key=lambda f: names.index(f[0]))
     return results, failures
+
+
+def map_all_cases(fn: Callable[[Any], Any], items: Sequence[Any], num_processes: int, desc: str,
+                  names: Sequence[str], action: str) -> List[Any]:
+    """``map_cases`` for work that must succeed for every case: one error naming each case that failed."""
+    results, failures = map_cases(fn, items, num_processes, desc=desc, names=names)
+    if failures:
+        raise NnoccError(f"could not {action} {len(failures)} case(s): "
+                         + "; ".join(f"{name}: {error}" for name, error in failures))
+    return results

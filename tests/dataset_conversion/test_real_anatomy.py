@@ -71,5 +71,9 @@ def test_native_cases_keep_the_scans_resolution_and_bad_labels_are_named(kits_la
     sitk.WriteImage(sitk.GetImageFromArray(np.full((4, 8, 8), 7, np.uint8)), str(bad / "segmentation.nii.gz"))
     with pytest.raises(NnoccError, match=r"case_00009/segmentation.nii.gz: expected KiTS labels 0-3"):
         paint_native_cases(tmp_path / "bad", ["case_00009"], images, labels)
+    (tmp_path / "bad" / "dataset" / "case_00010").mkdir()
+    (tmp_path / "bad" / "dataset" / "case_00010" / "segmentation.nii.gz").write_bytes(b"broken")
+    with pytest.raises(NnoccError, match=r"could not paint 2 case\(s\): case_00009: .*; case_00010: "):
+        paint_native_cases(tmp_path / "bad", ["case_00009", "case_00010"], images, labels)
     with pytest.raises(NnoccError, match="no label map for case_00400"):
         paint_native_cases(kits_labels, ["case_00400"], images, labels)
