@@ -13,7 +13,10 @@ At the end, one held-back case's inference cost: parameters, GFLOPs (torch's flo
 peak memory above the loaded model and case (benchmarks/inference_cost.py).
 
 Runs add to ``--out``: one entry per memory target and tool, so targets and tools can be run in
-different sessions and read side by side (a tool already in the file is skipped; ``--redo`` reruns).
+different sessions and read side by side (a tool already in the file is skipped; ``--redo`` reruns;
+a new ``--budget-minutes`` for a target starts that target afresh).  Keep ``--work`` where it outlives
+the session (the default, ``benchmarks/work/``, is git-ignored): find_best chooses among the models it
+holds, and a workspace that lost its preprocessed data is planned again.
 """
 from __future__ import annotations
 
@@ -53,6 +56,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=HERE / "work" / "learning_curves")
     p.add_argument("--out", type=Path, default=HERE / "results" / "learning_curves_cpu.json")
     p.add_argument("--redo", action="store_true", help="rerun tools already in --out")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="make the dataset and plan for the tools in --work, train nothing and leave --out as it is "
+                        "(for a session too short for the budget; the run that trains plans again and times it)")
     return p.parse_args(argv)
 
 
@@ -129,36 +135,68 @@ def load(out: Path) -> Dict:
     return json.loads(out.read_text()) if out.is_file() else {"runs": {}}
 
 
+def target_run(results: Dict, memory_target: float, budget_minutes: float) -> Dict:
+    """The entry of one memory target; a run for another budget starts it afresh, so that every tool of a
+    target has trained for the same time (the earlier budget's figures stay in git history)."""
+    key = f"{memory_target:g}GB"
+    run = results["runs"].setdefault(key, {"tools": {}})
+    if run.get("budget_minutes", budget_minutes) != budget_minutes:
+        logger.info("%s: the budget changes from %g to %g minutes; its tools are trained again",
+                    key, run["budget_minutes"], budget_minutes)
+        run = results["runs"][key] = {"tools": {}}
+    return run
+
+
+def make_tool(key: str, ws: Workspace, args, venv) -> Tool:
+    if key == "nnunet":
+        return NnunetTool(ws, venv, args.memory_target)
+    return NnoccTool(ws, args.memory_target, sys.executable, configuration=key)
+
+
+def available(args, venv) -> List[str]:
+    """The tools asked for that this machine can run."""
+    if "nnunet" in args.tools and venv is None:
+        logger.warning("nnunet: no nnU-Net environment (--nnunet-venv or $NNUNET_VENV); skipped")
+    return [k for k in args.tools if k != "nnunet" or venv is not None]
+
+
+def plan_where_needed(run: Dict, tools: List[Tool]) -> None:
+    """Plan and preprocess once per tool family, again when this workspace lost what the JSON remembers."""
+    planned_now = set()
+    for tool in tools:
+        key = f"{tool.name}_plan"
+        if key not in planned_now and (key not in run or not tool.planned()):
+            run[key] = tool.plan_and_preprocess().to_dict()
+            planned_now.add(key)
+
+
 def main(argv=None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse(argv)
     marks = sorted(m for m in args.marks if m <= args.budget_minutes)
     ws = prepare(args)
+    venv = NnunetTool.find(args.nnunet_venv)
+    if args.prepare_only:
+        plan_where_needed({}, [make_tool(k, ws, args, venv) for k in available(args, venv)])
+        return args.out
     results = load(args.out)
-    run = results["runs"].setdefault(f"{args.memory_target:g}GB", {"tools": {}})
+    run = target_run(results, args.memory_target, args.budget_minutes)
     run.update({"dataset": ws.dataset_name, "budget_minutes": args.budget_minutes, "marks": marks,
                 "memory_target_gb": args.memory_target, "machine": machine(), "device": args.device})
     run.setdefault("commands", []).append(f"python -m benchmarks.learning_curves {' '.join(sys.argv[1:] or argv or [])}")
-    nnocc_tools = [t for t in args.tools if t != "nnunet"]
-    venv = NnunetTool.find(args.nnunet_venv)
-    if nnocc_tools and ("nnocc_plan" not in run or args.redo):
-        run["nnocc_plan"] = NnoccTool(ws, args.memory_target, sys.executable).plan_and_preprocess().to_dict()
-    if "nnunet" in args.tools and venv is not None and ("nnunet_plan" not in run or args.redo):
-        run["nnunet_plan"] = NnunetTool(ws, venv, args.memory_target).plan_and_preprocess().to_dict()
-    for key in args.tools:
-        if key == "nnunet" and venv is None:
-            logger.warning("nnunet: no nnU-Net environment (--nnunet-venv or $NNUNET_VENV); skipped")
-            continue
-        tool = NnunetTool(ws, venv, args.memory_target) if key == "nnunet" else \
-            NnoccTool(ws, args.memory_target, sys.executable, configuration=key)
-        if key in run["tools"] and not args.redo:
-            logger.info("%s: already in %s, not trained again", key, args.out)
-            if "inference_cost" not in run["tools"][key]:   # runs from before the cost was measured
-                run["tools"][key]["inference_cost"] = inference_cost(tool, ws, key)
-            continue
-        run["tools"][key] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat()}
+    keys = available(args, venv)
+    if not args.redo and set(keys) & set(run["tools"]):
+        logger.info("already in %s, not trained again: %s", args.out, sorted(set(keys) & set(run["tools"])))
+    to_train = [make_tool(k, ws, args, venv) for k in keys if k not in run["tools"] or args.redo]
+    if args.redo:
+        for key in ("nnocc_plan", "nnunet_plan"):
+            run.pop(key, None)
+    plan_where_needed(run, to_train)
+    for tool in to_train:
+        run["tools"][tool_key(tool)] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat()}
         save_json(results, args.out)
-    trained = [key for key in run["tools"] if key != "nnunet"]
+    # find_best reads the trained models, so it chooses among those this workspace still holds
+    trained = [k for k in run["tools"] if k != "nnunet" and (make_tool(k, ws, args, venv).model_folder() / "fold_0").is_dir()]
     if trained and run.get("find_best", {}).get("among") != trained:
         run["find_best"] = find_best(ws, trained) | {"among": trained}
     save_json(results, args.out)

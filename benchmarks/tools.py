@@ -55,6 +55,11 @@ class NnoccTool:
                     "nnocc_results": str(base / "results"), "nnocc_n_proc_DA": "2"}
         self.results = base / "results"
 
+    def planned(self) -> bool:
+        """Whether this workspace still holds the plans (a workspace outlives the JSON in some sessions, and the
+        JSON outlives the workspace in others)."""
+        return (Path(self.env["nnocc_preprocessed"]) / self.ws.dataset_name / f"{self.plans_name}.json").is_file()
+
     def _cmd(self, command: str, *args) -> List[str]:
         return [self.python, "-m", "nnocc", command, *[str(a) for a in args]]
 
@@ -104,6 +109,9 @@ class NnunetTool:
                     "nnUNet_results": str(base / "results"), "nnUNet_n_proc_DA": "2",
                     "PATH": f"{self.venv / 'bin'}:{os.environ.get('PATH', '')}"}
         self.results = base / "results"
+
+    def planned(self) -> bool:
+        return (Path(self.env["nnUNet_preprocessed"]) / self.ws.dataset_name / "nnUNetPlans.json").is_file()
 
     @staticmethod
     def find(venv: Optional[str]) -> Optional[Path]:
