@@ -91,6 +91,33 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     assert rerun["tools"]["3d_occ"]["curve"] == curve and len(rerun["commands"]) == 2
 
 
+def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budget_changes():
+    from benchmarks import learning_curves
+    from benchmarks.measure import Measurement
+
+    class Tool:
+        def __init__(self, name, planned):
+            self.name, self.was_planned, self.plans = name, planned, 0
+
+        def planned(self):
+            return self.was_planned
+
+        def plan_and_preprocess(self):
+            self.plans += 1
+            return Measurement("plan", 0, 1.0, 10.0)
+
+    kept, lost, fresh = Tool("nnocc", True), Tool("nnunet", False), Tool("nnocc", True)
+    run = {"tools": {}, "nnocc_plan": {"seconds": 2.0}, "nnunet_plan": {"seconds": 3.0}}
+    learning_curves.plan_where_needed(run, [kept, lost])
+    assert (kept.plans, lost.plans) == (0, 1) and run["nnocc_plan"] == {"seconds": 2.0}
+    learning_curves.plan_where_needed({"tools": {}}, [fresh, Tool("nnocc", True)])
+    assert fresh.plans == 1                                    # once per tool family
+    results = {"runs": {"2GB": {"tools": {"3d_occ": {}}, "budget_minutes": 30.0}}}
+    assert learning_curves.target_run(results, 2, 30.0)["tools"] == {"3d_occ": {}}
+    assert learning_curves.target_run(results, 2, 60.0) == {"tools": {}} == results["runs"]["2GB"]
+    assert learning_curves.target_run(results, 8, 60.0) is results["runs"]["8GB"]
+
+
 def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
     """Voxel agreement hides a lost speck; the sweep table must not."""
     import numpy as np
@@ -149,3 +176,17 @@ def test_mise_on_an_oracle_field_of_kits_like_anatomy_matches_dense_with_fewer_q
     table = "\n".join(mise_oracle.oracle_section(json.loads(out.read_text())))
     assert "| case_00000 [40, 96, 96] | 13 | [2, 4, 4] | 0 | 0.0312 |" in table
     assert "case_00000: the cheapest setting that lost nothing here was 13 mm, margin 0" in table
+
+
+def test_shape_table_shows_the_largest_component_beside_the_raw_reconstruction():
+    from benchmarks.report_shapes import _largest_table
+
+    figures = {"dice": 0.8, "asd": 3.0, "hd95": 18.0, "dice_largest": 0.85, "asd_largest": 1.5, "hd95_largest": 5.25}
+    data = {"configs": {"4x9": {"T100": {name: figures for name in ("learned", "farthest_point", "random")}},
+                        "8x11": {"T100": {name: {"dice": 0.9, "asd": 1.0, "hd95": 4.0}
+                                          for name in ("learned", "farthest_point", "random")}}}}
+    table = _largest_table(data, 100)
+    assert [line for line in table if line.startswith("| 4 x 9")] == ["| 4 x 9 | " + " | ".join(
+        ["0.850"] * 3 + ["1.50"] * 3 + ["5.25"] * 3) + " |"]
+    assert not any(line.startswith("| 8 x 11") for line in table)       # rows from before the figure existed
+    assert _largest_table(data, 33) == []

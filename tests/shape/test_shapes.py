@@ -101,10 +101,13 @@ def test_train_sample_and_reconstruct_from_the_command_line(kidneys, monkeypatch
                                          "--spacing_mm", "3", "--quiet"]) == 1
     assert "no whole kidney_and_masses" in capsys.readouterr().err       # the small scans cut every kidney
     assert _run(train_shape_model.main, ["-d", "504", "-s", "kidney_and_masses", "-f", "0", "--steps", "60",
-                                         "--spacing_mm", "3", "--include_cut_shapes", "--quiet"]) == 0
+                                         "--spacing_mm", "3", "--include_cut_shapes", "--batch_size", "4",
+                                         "--points_per_shape", "512", "--latent_lr", "0.01", "--quiet"]) == 0
     model = kidneys.results / "Dataset504_Kidneys" / "shape_models" / "kidney_and_masses" / "fold_0"
     info = json.loads((model / "shape_model.json").read_text())
     assert info["parameters"] == 116_481 and info["history"]["steps"] == 60
+    assert (info["training"]["batch_size"], info["training"]["points_per_shape"]) == (4, 512)
+    assert info["training"]["latent_learning_rate"] == 0.01
     assert len(info["split"]["test"]) == 2 and len(info["split"]["val"]) == 1 and len(info["split"]["train"]) == 7
     assert _run(train_patch_sampler.main, ["-d", "504", "-s", "kidney_and_masses", "-n", "4", "-k", "3", "-t", "2",
                                            "--epochs", "2", "--check_points", "256", "--quiet"]) == 0
