@@ -190,3 +190,6 @@ def test_shape_table_shows_the_largest_component_beside_the_raw_reconstruction()
         ["0.850"] * 3 + ["1.50"] * 3 + ["5.25"] * 3) + " |"]
     assert not any(line.startswith("| 8 x 11") for line in table)       # rows from before the figure existed
     assert _largest_table(data, 33) == []
+    same = {"dice": 0.8, "asd": 3.0, "hd95": 18.0, "dice_largest": 0.8, "asd_largest": 3.0, "hd95_largest": 18.0}
+    one_piece = _largest_table({"configs": {"4x9": {"T100": {n: same for n in ("learned", "farthest_point", "random")}}}}, 100)
+    assert len(one_piece) == 2 and "changes no figure" in one_piece[0]
