@@ -116,14 +116,14 @@ def score(decoder, crops: np.ndarray, grid, sampler, count: int, edge: int, fit,
     from nnocc.shape.reconstruct import evaluate_crop, fit_to_cubes
 
     rng = np.random.default_rng(seed)
-    spacing = [grid.spacing_mm] * 3
+    spacing, keep_largest = [grid.spacing_mm] * 3, _keep_largest()
     rows: List[Dict[str, float]] = []
     for crop in crops:
         for _ in range(repeats):
             centres = sampler(crop, count, rng)
             code, _ = fit_to_cubes(decoder, crop, grid, centres, edge, fit, rng)
             rebuilt = evaluate_crop(decoder, code, grid)
-            largest = apply_step(rebuilt.astype(np.uint8), _keep_largest(), spacing) > 0
+            largest = apply_step(rebuilt.astype(np.uint8), keep_largest, spacing) > 0
             row: Dict[str, float] = {}
             for suffix, mask in (("", rebuilt), ("_largest", largest)):
                 m = structure_metrics(crop, mask, spacing, MetricSettings())
