@@ -34,7 +34,7 @@ from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
 NUM_LABELS = 4
-QUERY_GOAL, AGREEMENT_GOAL = 0.05, 0.9999
+QUERY_GOAL, AGREEMENT_GOAL = 0.05, 0.9999       # issue 17's MISE goal, for the oracle and the trained model alike
 
 
 def oracle_probabilities(labels: np.ndarray, spacing_zyx, sigma_mm: float) -> torch.Tensor:

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 from benchmarks.inference_memory import memory_section
 from benchmarks.learning_curves import TOOLS
-from benchmarks.mise_oracle import oracle_goals, oracle_section
+from benchmarks.mise_oracle import AGREEMENT_GOAL, QUERY_GOAL, oracle_goals, oracle_section
 from benchmarks.report import _fmt, _get
 
 HERE = Path(__file__).resolve().parent
@@ -235,7 +235,6 @@ KITS_INFERENCE_FILE = "kits_inference_cpu.json"
 MEMORY_FILE = "inference_memory_cpu.json"
 MEMORY_SETTINGS_FILE = "inference_memory_settings_cpu.json"     # a second case, with the per-setting runs
 ORACLE_FILE = "mise_oracle_cpu.json"
-MISE_QUERY_GOAL, AGREEMENT_GOAL = 0.05, 0.9999
 
 
 def _share(figures: Dict, key: str) -> Optional[float]:
@@ -271,8 +270,8 @@ def kits_inference_goals(data: Dict) -> List[Dict]:
         plain = "nnocc_mise_plain" in figures
         share = _share(figures, "nnocc_mise_plain" if plain else "nnocc_mise") or 1.0
         agreement = figures.get("mise_plain_dense_agreement" if plain else "mise_dense_agreement")
-        met = None if agreement is None and share <= MISE_QUERY_GOAL else \
-            share <= MISE_QUERY_GOAL and (agreement or 0) >= AGREEMENT_GOAL   # None: no dense reference run
+        met = None if agreement is None and share <= QUERY_GOAL else \
+            share <= QUERY_GOAL and (agreement or 0) >= AGREEMENT_GOAL   # None: no dense reference run
         rows.append({"goal": f"{case}: MISE{' alone' if plain else ''} at most 5 % of dense queries at 99.99 % "
                              "agreement", "value": f"{100 * share:.2f} %, agreement {_fmt(agreement, 6)}", "met": met})
         nnunet = _get(figures, "nnunet", "command", "peak_rss_mb")

@@ -124,11 +124,11 @@ def score(decoder, crops: np.ndarray, grid, sampler, count: int, edge: int, fit,
             code, _ = fit_to_cubes(decoder, crop, grid, centres, edge, fit, rng)
             rebuilt = evaluate_crop(decoder, code, grid)
             largest = apply_step(rebuilt.astype(np.uint8), keep_largest, spacing) > 0
-            row: Dict[str, float] = {}
-            for suffix, mask in (("", rebuilt), ("_largest", largest)):
-                m = structure_metrics(crop, mask, spacing, MetricSettings())
-                row |= {f"dice{suffix}": m["dice"], f"asd{suffix}": m["assd"], f"hd95{suffix}": m["hd95"]}
-            rows.append(row)
+            m = structure_metrics(crop, rebuilt, spacing, MetricSettings())
+            row = {"dice": m["dice"], "asd": m["assd"], "hd95": m["hd95"]}
+            if not np.array_equal(largest, rebuilt):       # most reconstructions are one piece: nothing to rescore
+                m = structure_metrics(crop, largest, spacing, MetricSettings())
+            rows.append(row | {"dice_largest": m["dice"], "asd_largest": m["assd"], "hd95_largest": m["hd95"]})
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} | {"n": len(rows)}
 
 
