@@ -56,6 +56,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=HERE / "work" / "learning_curves")
     p.add_argument("--out", type=Path, default=HERE / "results" / "learning_curves_cpu.json")
     p.add_argument("--redo", action="store_true", help="rerun tools already in --out")
+    p.add_argument("--rescore", action="store_true",
+                   help="score the kept checkpoints of tools already in --out again with the code as it is now "
+                        "(after a change to inference), training and its figures untouched")
     p.add_argument("--prepare-only", action="store_true",
                    help="make the dataset and plan for the tools in --work, train nothing and leave --out as it is "
                         "(for a session too short for the budget; the run that trains plans again and times it)")
@@ -119,6 +122,14 @@ def run_tool(tool: Tool, ws: Workspace, marks: List[float]) -> Dict:
     return figures
 
 
+def rescore_tool(tool: Tool, ws: Workspace, figures: Dict) -> Dict:
+    marks = [point["minutes"] for point in figures["curve"]]
+    logger.info("%s: score the checkpoints at %s again", tool_key(tool), marks)
+    return figures | {"curve": [score_checkpoint(tool, ws, minutes) for minutes in marks],
+                      "inference_cost": inference_cost(tool, ws, tool_key(tool)),
+                      "rescored": datetime.date.today().isoformat()}
+
+
 def find_best(ws: Workspace, configurations: List[str]) -> Dict:
     """What ``nnocc_find_best_configuration`` picks among the trained configurations (fold 0's validation,
     at the end of the budget), and the validation figures it picked on."""
@@ -180,11 +191,19 @@ def main(argv=None) -> Path:
         plan_where_needed({}, [make_tool(k, ws, args, venv) for k in available(args, venv)])
         return args.out
     results = load(args.out)
+    earlier = results["runs"].get(f"{args.memory_target:g}GB", {}).get("budget_minutes", args.budget_minutes)
+    if args.rescore and earlier != args.budget_minutes:
+        raise SystemExit(f"--rescore: {args.out} holds a {earlier:g}-minute run for this target, not {args.budget_minutes:g}")
     run = target_run(results, args.memory_target, args.budget_minutes)
     run.update({"dataset": ws.dataset_name, "budget_minutes": args.budget_minutes, "marks": marks,
                 "memory_target_gb": args.memory_target, "machine": machine(), "device": args.device})
     run.setdefault("commands", []).append(f"python -m benchmarks.learning_curves {' '.join(sys.argv[1:] or argv or [])}")
     keys = available(args, venv)
+    if args.rescore:
+        for key in [k for k in keys if k in run["tools"]]:
+            run["tools"][key] = rescore_tool(make_tool(key, ws, args, venv), ws, run["tools"][key])
+            save_json(results, args.out)
+        return args.out
     if not args.redo and set(keys) & set(run["tools"]):
         logger.info("already in %s, not trained again: %s", args.out, sorted(set(keys) & set(run["tools"])))
     to_train = [make_tool(k, ws, args, venv) for k in keys if k not in run["tools"] or args.redo]

@@ -25,6 +25,7 @@ from nnocc.architectures.base import Encoding, OccupancyArchitecture, Placement
 from nnocc.architectures.outputs import probabilities
 from nnocc.coordinates import index_to_patch
 from nnocc.inference.tiling import Tiling
+from nnocc.utils.convolutions import onednn_convolutions
 
 logger = logging.getLogger(__name__)
 STITCHING = ("nearest", "gaussian")
@@ -101,11 +102,12 @@ class VolumeField:
                               torch.tensor([list(self.tiling.patch)], dtype=torch.float32, device=device),
                               torch.tensor([list(self.data.shape[1:])], dtype=torch.float32, device=device))
         encodings = []
-        for network in self.networks:
-            for flips in self.mirrors:
-                x = self._encoder_input(network, patch, flips, start)
-                with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                    encodings.append(network.encode(x, placement))
+        with onednn_convolutions(device):
+            for network in self.networks:
+                for flips in self.mirrors:
+                    x = self._encoder_input(network, patch, flips, start)
+                    with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+                        encodings.append(network.encode(x, placement))
         self.encoded_tiles += 1
         self.encode_seconds += time.perf_counter() - began
         return EncodedTile(encodings)
