@@ -181,6 +181,13 @@ def plan_where_needed(run: Dict, tools: List[Tool]) -> None:
             planned_now.add(key)
 
 
+def forget_plans(run: Dict, tools: List[Tool]) -> None:
+    """Before retraining, so that these tools are planned again; the other family keeps its plan and
+    the time it took."""
+    for tool in tools:
+        run.pop(f"{tool.name}_plan", None)
+
+
 def main(argv=None) -> Path:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args = parse(argv)
@@ -208,8 +215,7 @@ def main(argv=None) -> Path:
         logger.info("already in %s, not trained again: %s", args.out, sorted(set(keys) & set(run["tools"])))
     to_train = [make_tool(k, ws, args, venv) for k in keys if k not in run["tools"] or args.redo]
     if args.redo:
-        for key in ("nnocc_plan", "nnunet_plan"):
-            run.pop(key, None)
+        forget_plans(run, to_train)
     plan_where_needed(run, to_train)
     for tool in to_train:
         run["tools"][tool_key(tool)] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat()}

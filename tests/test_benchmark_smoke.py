@@ -112,6 +112,9 @@ def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budg
     assert (kept.plans, lost.plans) == (0, 1) and run["nnocc_plan"] == {"seconds": 2.0}
     learning_curves.plan_where_needed({"tools": {}}, [fresh, Tool("nnocc", True)])
     assert fresh.plans == 1                                    # once per tool family
+    nnunet_plan = run["nnunet_plan"]
+    learning_curves.forget_plans(run, [fresh])
+    assert "nnocc_plan" not in run and run["nnunet_plan"] == nnunet_plan
     results = {"runs": {"2GB": {"tools": {"3d_occ": {}}, "budget_minutes": 30.0}}}
     assert learning_curves.target_run(results, 2, 30.0)["tools"] == {"3d_occ": {}}
     assert learning_curves.target_run(results, 2, 60.0) == {"tools": {}} == results["runs"]["2GB"]
