@@ -206,6 +206,8 @@ def main(argv=None) -> Path:
                 "memory_target_gb": args.memory_target, "machine": machine(), "device": args.device})
     run.setdefault("commands", []).append(f"python -m benchmarks.learning_curves {' '.join(sys.argv[1:] or argv or [])}")
     keys = available(args, venv)
+    if venv is not None and "nnunet" in keys:
+        run.setdefault("versions", {})["nnunetv2"] = NnunetTool.version(venv)
     if args.rescore:
         for key in [k for k in keys if k in run["tools"]]:
             run["tools"][key] = rescore_tool(make_tool(key, ws, args, venv), ws, run["tools"][key])

@@ -269,5 +269,11 @@ def write_readme(results: Dict, path: Path) -> None:
               "through `nnunet_runner.py`, its standard trainer with 25-iteration epochs that stops at the budget, the "
               "same time-driven learning rate, under the standard trainer's name so `nnUNetv2_predict` loads it as usual.",
               "- Prediction: both with test-time mirroring, fold 0, one process for preprocessing and one for export.",
-              "- Evaluation: `nnocc_evaluate_folder` for both, against the same references (SD = Surface Dice).", ""]
+              "- Evaluation: `nnocc_evaluate_folder` for both, against the same references (SD = Surface Dice).",
+              "- nnU-Net's environment, kept on the CPU build of torch: `python3 -m venv ~/nnunet && ~/nnunet/bin/pip "
+              "install torch==2.13.0 && printf 'torch==2.13.0\\ndynamic-network-architectures<0.4\\n' > pins.txt && "
+              "~/nnunet/bin/pip install nnunetv2 -c pins.txt` (this gives nnunetv2 2.6.0; an unpinned install pulls "
+              "dynamic-network-architectures 0.4, timm, torchvision and a CUDA torch of several GB). The real label "
+              "maps: `git clone https://github.com/neheller/kits23` (only `dataset/case_*/segmentation.nii.gz` is "
+              "read, case_00000-case_00299).", ""]
     (HERE / "readme.md").write_text("\n".join(lines))

@@ -21,7 +21,7 @@ import platform
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 
@@ -204,7 +204,7 @@ def main(argv=None) -> Path:
         results["nnocc"]["training_memory_vs_patch"] = patch_size_study(nnocc, ws)
     if venv is not None:
         tool = NnunetTool(ws, venv, memory_target)
-        results["versions"] = {"nnunetv2": _version(venv, "nnunetv2")}
+        results["versions"] = {"nnunetv2": NnunetTool.version(venv)}
         run_tool(tool, ws, results, stages)
     from benchmarks.report import ratios, write_readme, write_results
     results["ratios"] = ratios(results)
@@ -213,13 +213,6 @@ def main(argv=None) -> Path:
         write_readme(results, path)
     print(path)
     return path
-
-
-def _version(venv: Path, package: str) -> Optional[str]:
-    import subprocess
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", f"import importlib.metadata as m; print(m.version('{package}'))"],
-                         capture_output=True, text=True)
-    return out.stdout.strip() or None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -122,6 +123,14 @@ class NnunetTool:
 
     def run(self, name: str, command: List[str]) -> Measurement:
         return measure(command, self.ws.log(f"nnunet_{name}"), self.env, self.ws.device == "cuda")
+
+    @staticmethod
+    def version(venv: Path, package: str = "nnunetv2") -> Optional[str]:
+        """The package's version in nnU-Net's environment (results say which nnU-Net they measured)."""
+        out = subprocess.run([str(Path(venv) / "bin" / "python"), "-c",
+                              f"import importlib.metadata as m; print(m.version('{package}'))"],
+                             capture_output=True, text=True)
+        return out.stdout.strip() or None
 
     def plan_and_preprocess(self) -> Measurement:
         target = [] if self.memory_target_gb is None else ["-gpu_memory_target", str(self.memory_target_gb)]

@@ -21,7 +21,7 @@ _CONV3D = {F.conv3d, torch.conv3d}
 
 
 def _triple(value: IntTriple) -> List[int]:
-    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)] * 3
+    return [int(value)] * 3 if isinstance(value, int) else [int(v) for v in value]
 
 
 def _conv3d_arguments(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[Any, ...]:
