@@ -19,7 +19,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import cc3d
 import numpy as np
@@ -43,9 +43,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--configuration", default="3d_occ")
     p.add_argument("--dense", nargs="*", default=[], metavar="CASE",
                    help="cases also predicted by querying every voxel (the reference for MISE; slow on thin slices)")
-    p.add_argument("--sweep", nargs="*", default=[], metavar="MM:MARGIN",
-                   help="for the --dense cases, MISE alone again with these coarse lattices and uncertainty margins "
-                        "(--coarse_spacing_mm, --uncertainty_margin; 'plan' keeps the plan's), e.g. 6.4:0.4 plan:0.1")
+    p.add_argument("--sweep", nargs="*", default=[], metavar="MM:MARGIN[:CHILDREN[:HINT]]",
+                   help="for the --dense cases, MISE alone again with these coarse lattices, uncertainty margins, "
+                        "children rules and hint factors (--coarse_spacing_mm, --uncertainty_margin, --mise_children, "
+                        "--aux_hint_factor; 'plan' keeps the plan's), e.g. 6.4:0.4 plan:0.1 plan:plan:changing:4")
     p.add_argument("--nnunet-venv", default=None)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--out", type=Path, default=HERE / "results" / "kits_inference_cpu.json")
@@ -135,14 +136,23 @@ def mise_sweep(nnocc: NnoccTool, images: Path, case: str, settings) -> Dict:
     sweep = {}
     dense = nnocc.ws.root / "native" / f"nnocc_dense_{case}"
     for setting in settings:
-        coarse, margin = setting.split(":")
-        extra = ([] if coarse == "plan" else ["--coarse_spacing_mm", coarse]) + \
-            ([] if margin == "plan" else ["--uncertainty_margin", margin])
-        name = f"mise_{coarse}mm_margin{margin}_{case}"
+        extra = sweep_arguments(setting)
+        name = "mise_" + "_".join(setting.split(":")) + f"_{case}"
         out = nnocc.ws.root / "native" / f"nnocc_{name}"
         run = predict_nnocc(nnocc, images, out, f"native_{name}", "--no_refinement", *extra)
         sweep[setting] = run | structures_kept(out, dense)
     return sweep
+
+
+SWEEP_FLAGS = ("--coarse_spacing_mm", "--uncertainty_margin", "--mise_children", "--aux_hint_factor")
+
+
+def sweep_arguments(setting: str) -> List[str]:
+    """'MM:MARGIN[:CHILDREN[:HINT]]' -> nnocc_predict's arguments ('plan' or a missing part: the default)."""
+    values = setting.split(":")
+    if not 2 <= len(values) <= len(SWEEP_FLAGS):
+        raise SystemExit(f"--sweep {setting}: expected MM:MARGIN[:CHILDREN[:HINT]]")
+    return [a for flag, value in zip(SWEEP_FLAGS, values) if value != "plan" for a in (flag, value)]
 
 
 def structures_kept(mise: Path, dense: Path) -> Dict:

@@ -1,7 +1,7 @@
 """MISE as an algorithm on real anatomy at KiTS23's own resolution, apart from any trained model.
 
     python -m benchmarks.mise_oracle --kits23 PATH [--cases case_00017] [--coarse-mm 2.84 6.4]
-        [--margins 0.4 0.1 0] [--sigma-mm 1.0] [--out FILE]
+        [--margins 0.4 0.1 0] [--children all changing] [--sigma-mm 1.0] [--out FILE]
 
 The field MISE refines is an "oracle": the case's real KiTS23 label map, one channel per label,
 blurred with a Gaussian of ``--sigma-mm`` and read by trilinear interpolation, so its decisions
@@ -18,7 +18,7 @@ import datetime
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from benchmarks.kits_inference import compare_structures
 from benchmarks.run import machine
 from nnocc.dataset_conversion.real_anatomy import KITS_SEGMENTATION, read_oriented_labels
-from nnocc.inference.mise import Decision, Mise, coarse_steps_for
+from nnocc.inference.mise import CHILDREN, Decision, Mise, coarse_steps_for
 from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
@@ -61,24 +61,27 @@ def trilinear_query(probs: torch.Tensor):
     return query
 
 
-def one_setting(probs: torch.Tensor, dense: np.ndarray, spacing_zyx, coarse_mm: float, margin: float) -> Dict:
+def one_setting(probs: torch.Tensor, dense: np.ndarray, spacing_zyx, coarse_mm: float, margin: float,
+                children: str = "all") -> Dict:
     steps = coarse_steps_for(spacing_zyx, coarse_mm)
-    mise = Mise(trilinear_query(probs), NUM_LABELS, Decision(regions=False, margin=margin), 262144)
+    mise = Mise(trilinear_query(probs), NUM_LABELS, Decision(regions=False, margin=margin), 262144, children=children)
     began = time.perf_counter()
     result = mise.run(list(dense.shape), steps)
     codes = result.codes.numpy()
-    return {"coarse_mm": coarse_mm, "margin": margin, "steps": steps, "seconds": time.perf_counter() - began,
+    return {"coarse_mm": coarse_mm, "margin": margin, "children": children, "steps": steps,
+            "seconds": time.perf_counter() - began,
             "query_share": result.queries / dense.size, "lattice_share": 1 / float(np.prod(steps)),
             "agreement": float((codes == dense).mean())} | compare_structures(codes, dense)
 
 
-def one_case(path: Path, coarse: List[float], margins: List[float], sigma_mm: float) -> Dict:
+def one_case(path: Path, coarse: List[float], margins: List[float], sigma_mm: float,
+             children: Sequence[str] = ("all",)) -> Dict:
     case = read_oriented_labels(path)
     labels = sitk.GetArrayFromImage(case.image).astype(np.uint8)
     spacing = list(case.image.GetSpacing())[::-1]
     probs = oracle_probabilities(labels, spacing, sigma_mm)
     dense = probs.argmax(0).numpy().astype(np.uint8)
-    runs = [one_setting(probs, dense, spacing, mm, margin) for mm in coarse for margin in margins]
+    runs = [one_setting(probs, dense, spacing, mm, margin, rule) for rule in children for mm in coarse for margin in margins]
     return {"shape": list(labels.shape), "spacing_mm": spacing, "runs": runs}
 
 
@@ -90,12 +93,14 @@ def oracle_section(data: Optional[Dict]) -> List[str]:
              f"map itself, one channel per label blurred with a {data['sigma_mm']:g} mm Gaussian and read by trilinear "
              "interpolation, at the scan's own resolution; dense is its decision at every voxel. This is MISE when "
              "the model is right; a trained model's own unsure regions and specks come on top (table above).", "",
-             "| case | coarse lattice mm | steps (z y x) | margin | lattice share | query share | voxel agreement | "
-             "Dice per label | components missed (largest, voxels) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| case | coarse lattice mm | steps (z y x) | margin | children | lattice share | query share | "
+             "voxel agreement | Dice per label | components missed (largest, voxels) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for case, figures in data["cases"].items():
         for run in figures["runs"]:
             dice = ", ".join(f"{label}: {value:.5f}" for label, value in sorted(run["dice_against_dense"].items()))
             lines.append(f"| {case} {figures['shape']} | {run['coarse_mm']:g} | {run['steps']} | {run['margin']:g} | "
+                         f"{run.get('children', 'all')} | "
                          f"{run['lattice_share']:.4f} | {run['query_share']:.4f} | {run['agreement']:.6f} | {dice} | "
                          f"{run['components_missed']} of {run['dense_components']} ({run['largest_missed_voxels']}) |")
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
@@ -104,7 +109,8 @@ def oracle_section(data: Optional[Dict]) -> List[str]:
         cheapest = min(_safe(figures["runs"]), key=lambda r: r["query_share"], default=None)
         if cheapest:
             lines.append(f"\n{case}: the cheapest setting that lost nothing here was {cheapest['coarse_mm']:g} mm, margin "
-                         f"{cheapest['margin']:g}: {100 * cheapest['query_share']:.2f} % of dense queries. That says what "
+                         f"{cheapest['margin']:g}, children {cheapest.get('children', 'all')}: "
+                         f"{100 * cheapest['query_share']:.2f} % of dense queries. That says what "
                          "one scan allows, not what is safe: whether a lattice coarser than a structure finds it "
                          "depends on where the lattice points fall.")
     return lines + [""]
@@ -119,8 +125,9 @@ def oracle_goals(data: Dict) -> List[Dict]:
     rows = []
     for case, figures in data["cases"].items():
         run = figures["runs"][0]
-        rows.append({"goal": f"{case}, oracle field, the plan's lattice ({run['coarse_mm']:g} mm) and margin "
-                             f"({run['margin']:g}): at most 5 % of dense queries at 99.99 % agreement, no structure lost",
+        rows.append({"goal": f"{case}, oracle field, the plan's lattice ({run['coarse_mm']:g} mm), margin "
+                             f"({run['margin']:g}) and children rule ({run.get('children', 'all')}): at most 5 % of dense "
+                             "queries at 99.99 % agreement, no structure lost",
                      "value": f"{100 * run['query_share']:.2f} %, agreement {run['agreement']:.6f}",
                      "met": run["query_share"] <= QUERY_GOAL and bool(_safe([run]))})
     return rows
@@ -132,6 +139,8 @@ def main(argv=None) -> Path:
     p.add_argument("--cases", nargs="+", default=["case_00017"])
     p.add_argument("--coarse-mm", type=float, nargs="+", default=[2.84, 6.4])
     p.add_argument("--margins", type=float, nargs="+", default=[0.4, 0.1, 0.0])
+    p.add_argument("--children", nargs="+", default=["all"], choices=CHILDREN,
+                   help="MISE's rule for the children of an active cell (the first: the goal's)")
     p.add_argument("--sigma-mm", type=float, default=1.0)
     p.add_argument("--out", type=Path, default=HERE / "results" / "mise_oracle_cpu.json")
     args = p.parse_args(argv)
@@ -139,7 +148,7 @@ def main(argv=None) -> Path:
                "command": f"python -m benchmarks.mise_oracle {' '.join(sys.argv[1:] or argv or [])}", "cases": {}}
     for name in args.cases:
         results["cases"][name] = one_case(args.kits23 / "dataset" / name / KITS_SEGMENTATION, args.coarse_mm,
-                                          args.margins, args.sigma_mm)
+                                          args.margins, args.sigma_mm, args.children)
         save_json(results, args.out)       # each case as soon as it is done
     return args.out
 

@@ -305,12 +305,14 @@ def kits_inference_section() -> List[str]:
         memory_section(_load(MEMORY_SETTINGS_FILE))
 
 
-def _sweep_row(case: str, coarse: str, margin: str, run: Dict) -> str:
+def _sweep_row(case: str, setting: str, run: Dict) -> str:
+    coarse, margin, children, hint = (setting.split(":") + ["all", "1"])[:4]
     stats = next(iter(run["cases"].values()))
     dice = ", ".join(f"{label}: {value:.5f}" for label, value in sorted(run.get("dice_against_dense", {}).items()))
     missed = f"{run.get('components_missed', '–')} of {run.get('dense_components', '–')} " \
              f"({run.get('largest_missed_voxels', '–')})"
-    return (f"| {case} | {coarse} | {margin} | {_fmt(stats['query_fraction'], 4)} | {_fmt(run.get('agreement'), 6)} | "
+    return (f"| {case} | {coarse} | {margin} | {'all' if children == 'plan' else children} | "
+            f"{'1' if hint == 'plan' else hint} | {_fmt(stats['query_fraction'], 4)} | {_fmt(run.get('agreement'), 6)} | "
             f"{dice} | {missed} | {_fmt(run['command']['seconds'], 1)} |")
 
 
@@ -321,14 +323,16 @@ def sweep_section(data: Dict) -> List[str]:
     for case, figures in data["cases"].items():
         if "nnocc_mise_plain" in figures and "sweep" in figures:
             plain = figures["nnocc_mise_plain"] | {"agreement": figures.get("mise_plain_dense_agreement")}
-            rows.append(_sweep_row(case, "plan", "plan", plain))
-            rows += [_sweep_row(case, *setting.split(":"), run) for setting, run in figures["sweep"].items()]
+            rows.append(_sweep_row(case, "plan:plan", plain))
+            rows += [_sweep_row(case, setting, run) for setting, run in figures["sweep"].items()]
     if not rows:
         return []
-    return ["", "MISE alone with other coarse lattices (`--coarse_spacing_mm`) and uncertainty margins "
-            "(`--uncertainty_margin`), against dense on the same scan ('plan': the plan's value):", "",
-            "| case | coarse lattice mm | margin | query share | voxel agreement | Dice against dense per label | "
-            "dense components missed (largest, voxels) | s |", "|---|---|---|---|---|---|---|---|"] + rows
+    return ["", "MISE alone with other coarse lattices (`--coarse_spacing_mm`), uncertainty margins "
+            "(`--uncertainty_margin`), children rules (`--mise_children`) and hint factors (`--aux_hint_factor`), "
+            "against dense on the same scan ('plan': the plan's value):", "",
+            "| case | coarse lattice mm | margin | children | hint factor | query share | voxel agreement | "
+            "Dice against dense per label | dense components missed (largest, voxels) | s |",
+            "|---|---|---|---|---|---|---|---|---|---|"] + rows
 
 
 def curves_goals(data: Dict) -> List[Dict]:

@@ -1,6 +1,8 @@
 """The benchmark harness on tiny data without nnU-Net: it says so and still runs nnocc's half."""
 import json
 
+import pytest
+
 from benchmarks import run
 
 
@@ -126,7 +128,7 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
     import numpy as np
 
     from benchmarks.inference_memory import memory_section
-    from benchmarks.kits_inference import structures_kept
+    from benchmarks.kits_inference import structures_kept, sweep_arguments
     from benchmarks.report_curves import sweep_section
     from nnocc.io.images import ImageGeometry, write_segmentation
 
@@ -146,9 +148,16 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
     assert kept["dice_against_dense"]["1"] == 1.0 and 0.9 < kept["dice_against_dense"]["2"] < 1.0
     figures = {"command": {"seconds": 12.0}, "cases": {"case": {"query_fraction": 0.04}}}
     data = {"cases": {"case_1": {"nnocc_mise_plain": figures | kept, "mise_plain_dense_agreement": 0.99999,
-                                 "sweep": {"6.4:0.1": figures | kept | {"agreement": 0.9999}}}}}
+                                 "sweep": {"6.4:0.1": figures | kept | {"agreement": 0.9999},
+                                           "plan:plan:changing:4": figures | kept}}}}
     table = "\n".join(sweep_section(data))
-    assert "| case_1 | plan | plan | 0.0400 |" in table and "| case_1 | 6.4 | 0.1 |" in table
+    assert "| case_1 | plan | plan | all | 1 | 0.0400 |" in table and "| case_1 | 6.4 | 0.1 | all | 1 |" in table
+    assert "| case_1 | plan | plan | changing | 4 |" in table
+    assert sweep_arguments("plan:0.1:changing:4") == ["--uncertainty_margin", "0.1", "--mise_children", "changing",
+                                                      "--aux_hint_factor", "4"]
+    assert sweep_arguments("6.4:plan") == ["--coarse_spacing_mm", "6.4"]
+    with pytest.raises(SystemExit, match="MM:MARGIN"):
+        sweep_arguments("6.4")
     assert "1 of 3 (1)" in table
     stages = [{"stage": "preprocess", "seconds": 1.0, "rss_after_mb": 800.0, "peak_mb": 1200.0}]
     memory = {"case": "c", "command": "now", "variants": {}, "stages_no_mirroring": {
@@ -167,18 +176,23 @@ def test_mise_on_an_oracle_field_of_kits_like_anatomy_matches_dense_with_fewer_q
     folder.mkdir(parents=True)
     sitk.WriteImage(kits_like_labels(0), str(folder / "segmentation.nii.gz"))
     out = mise_oracle.main(["--kits23", str(tmp_path / "kits23"), "--cases", "case_00000", "--coarse-mm", "7",
-                            "13", "--margins", "0.4", "0", "--sigma-mm", "2", "--out", str(tmp_path / "o.json")])
+                            "13", "--margins", "0.4", "0", "--children", "all", "changing", "--sigma-mm", "2",
+                            "--out", str(tmp_path / "o.json")])
     runs = json.loads(out.read_text())["cases"]["case_00000"]["runs"]
-    assert [(r["coarse_mm"], r["margin"], r["steps"]) for r in runs] == [
-        (7.0, 0.4, [1, 2, 2]), (7.0, 0.0, [1, 2, 2]), (13.0, 0.4, [2, 4, 4]), (13.0, 0.0, [2, 4, 4])]
+    settings = [(mm, margin, steps) for mm, steps in ((7.0, [1, 2, 2]), (13.0, [2, 4, 4])) for margin in (0.4, 0.0)]
+    assert [(r["coarse_mm"], r["margin"], r["steps"]) for r in runs] == settings * 2
+    assert [r["children"] for r in runs] == ["all"] * 4 + ["changing"] * 4
     for setting in runs:
         assert setting["dense_components"] == 4 and setting["agreement"] > 0.999
         assert setting["lattice_share"] <= setting["query_share"] < 0.6
     assert runs[2]["query_share"] < runs[0]["query_share"] and runs[1]["query_share"] <= runs[0]["query_share"]
     assert runs[0]["components_missed"] == 0
+    for every, changing in zip(runs[:4], runs[4:]):      # the same setting, only the changing children refined
+        assert changing["query_share"] <= every["query_share"]
+    assert runs[6]["query_share"] < runs[2]["query_share"]    # two levels and more: the rules differ
     table = "\n".join(mise_oracle.oracle_section(json.loads(out.read_text())))
-    assert "| case_00000 [40, 96, 96] | 13 | [2, 4, 4] | 0 | 0.0312 |" in table
-    assert "case_00000: the cheapest setting that lost nothing here was 13 mm, margin 0" in table
+    assert "| case_00000 [40, 96, 96] | 13 | [2, 4, 4] | 0 | all | 0.0312 |" in table
+    assert "case_00000: the cheapest setting that lost nothing here was 13 mm, margin 0, children changing" in table
 
 
 def test_shape_table_shows_the_largest_component_beside_the_raw_reconstruction():

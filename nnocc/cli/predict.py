@@ -7,6 +7,7 @@ from nnocc.cli import common
 from nnocc.cli.environment import dataset_paths
 from nnocc.inference.batch import predict_folder
 from nnocc.inference.meshes import MESH_FORMATS
+from nnocc.inference.mise import CHILDREN
 from nnocc.inference.predictor import InferenceSettings, Predictor
 from nnocc.utils.errors import NnoccError
 
@@ -52,6 +53,14 @@ def add_inference(p):
     p.add_argument("--coarse_spacing_mm", type=float, default=None,
                    help="MISE's coarse lattice (default: the plan's, no coarser than the smallest structure); "
                         "coarser is faster and risks structures smaller than it")
+    p.add_argument("--aux_hint_factor", type=float, default=1.0,
+                   help="MISE starts on a lattice this many times coarser than the plan's, and the auxiliary voxel "
+                        "head, read on the plan's lattice, marks where the decoder must still look (models with an "
+                        "auxiliary head; 1: MISE starts on the plan's lattice)")
+    p.add_argument("--mise_children", choices=CHILDREN, default="all",
+                   help="which children of an active MISE cell are refined further: all (the whole cell down to "
+                        "the voxel, the safest) or changing (those whose own corners disagree or are unsure, as in "
+                        "Occupancy Networks: fewer queries)")
     p.add_argument("--uncertainty_margin", type=float, default=None,
                    help="MISE also refines cells whose decision is within this margin of changing (default: the "
                         "plan's); smaller is faster on an unsure model and trusts its corners more")
@@ -61,12 +70,15 @@ def add_inference(p):
 def inference_settings(args, keep_probabilities: bool) -> InferenceSettings:
     if args.output_spacing is not None and len(args.output_spacing) not in (1, 3):
         raise SystemExit("error: --output_spacing takes one value or three (z y x)")
+    if args.aux_hint_factor < 1:
+        raise SystemExit(f"error: --aux_hint_factor must be at least 1, got {args.aux_hint_factor:g}")
     return InferenceSettings(tta=not args.disable_tta, output_spacing=args.output_spacing,
                              keep_probabilities=keep_probabilities, max_points_per_batch=args.max_points_per_batch,
                              stitching=args.stitching, seed_from_aux=args.seed_from_aux,
                              refine=not args.no_refinement, dense=args.dense, device=args.device,
                              tile_cache_mb=args.tile_cache_mb, coarse_spacing_mm=args.coarse_spacing_mm,
-                             uncertainty_margin=args.uncertainty_margin)
+                             uncertainty_margin=args.uncertainty_margin, hint_factor=args.aux_hint_factor,
+                             mise_children=args.mise_children)
 
 
 def build():

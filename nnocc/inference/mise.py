@@ -6,8 +6,11 @@ decision lies within a margin of changing.  At every level, active cells have th
 corners evaluated; newly evaluated corners can activate neighbouring cells, so the front follows a
 boundary as far as it goes (a thin tube attached to a large blob is traced, not dropped) until no
 active cell has an unknown corner.  Active cells are then halved and the next level starts, until
-the steps reach one output voxel.  Points never evaluated take the trilinear interpolation of their
-enclosing cell's corners, which all carry the same decision, so their label is the cell's.
+the steps reach one output voxel: every child of an active cell is active in turn
+(``children="all"``: the whole cell is evaluated to the voxel), or the children's corners are
+evaluated and only the children that change go on (``"changing"``, Occupancy Networks' rule).
+Points never evaluated take the trilinear interpolation of their enclosing cell's corners, which
+all carry the same decision, so their label is the cell's.
 
 Everything is dense per level and vectorised with torch (float32, no Python loop over cells).
 """
@@ -123,15 +126,63 @@ def _corners_of(cells: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     return _unique_rows((cells[:, None, :] + _CORNERS.to(cells.device)).reshape(-1, 3), sizes)
 
 
+def _power_of_two_steps(steps: Sequence[int]) -> List[int]:
+    steps = [int(s) for s in steps]
+    if any(s < 1 or s & (s - 1) for s in steps):
+        raise ValueError(f"lattice steps must be powers of two, got {steps}")
+    return steps
+
+
+class Guard:
+    """The hint's boundary and unsure cells, found on the hint's own lattice, handed to MISE once: at the
+    finest level that is still as coarse as the hint on every axis, as that level's cells that hold
+    them.  Coarser levels are left alone, so the guard costs the decoder no more than it would cost
+    on the hint's lattice."""
+
+    def __init__(self, hint: torch.Tensor, hint_steps: Sequence[int], coarse_steps: Sequence[int], decision: Decision,
+                 device: Optional[torch.device] = None):
+        self.steps = _power_of_two_steps(hint_steps)
+        if any(c % h for c, h in zip(coarse_steps, self.steps)):
+            raise ValueError(f"the hint's lattice {self.steps} must divide the coarse lattice {list(coarse_steps)}")
+        self.active = _active_cells(*decision.codes(hint.to(device or hint.device, torch.float32)))
+
+    def applies_to(self, steps: Sequence[int]) -> bool:
+        halved = [max(s // 2, 1) for s in steps]
+        return all(s >= h for s, h in zip(steps, self.steps)) and (
+            all(s == 1 for s in steps) or any(n < h for n, h in zip(halved, self.steps)))
+
+    def cells(self, level: _Level) -> torch.Tensor:
+        """(C, 3) indices of the level's cells that hold an active hint cell, at the one level it applies to."""
+        if not self.applies_to(level.steps) or not self.active.numel():
+            return torch.zeros((0, 3), dtype=torch.long, device=level.code.device)
+        ratio = [s // h for s, h in zip(level.steps, self.steps)]
+        padded = F.pad(self.active[None, None].float(),
+                       [p for r, n in zip(ratio[::-1], self.active.shape[::-1]) for p in (0, -n % r)])
+        held = F.max_pool3d(padded, kernel_size=ratio, stride=ratio)[0, 0] > 0
+        n0, n1, n2 = level.cell_sizes
+        return held[:n0, :n1, :n2].nonzero().to(level.code.device)
+
+
 def lattice_size(n: int, step: int) -> int:
     return (max(n, 1) - 1 + step - 1) // step + 1
 
 
+CHILDREN = ("all", "changing")
+
+
 class Mise:
+    """``children``: which children of an active cell the next level refines.  "all": every one, so
+    the whole volume of a cell once active is evaluated down to the voxel (the safest, and dense
+    inside every active coarse cell).  "changing": every child's corners are evaluated, and those
+    children whose own corners disagree or are unsure go on, as in Occupancy Networks' MISE."""
+
     def __init__(self, query: QueryFunction, num_outputs: int, decision: Decision, max_points_per_batch: int = 65536,
-                 device: Optional[torch.device] = None):
+                 device: Optional[torch.device] = None, children: str = "all"):
+        if children not in CHILDREN:
+            raise ValueError(f"children must be one of {CHILDREN}, got {children!r}")
         self.query_fn, self.k, self.decision = query, num_outputs, decision
         self.batch, self.device = max_points_per_batch, device or torch.device("cpu")
+        self.all_children = children == "all"
         self.queries = 0
         self.rounds = 0
 
@@ -166,33 +217,46 @@ class Mise:
         return is_active
 
     def run(self, shape: Sequence[int], coarse_steps: Sequence[int], initial: Optional[torch.Tensor] = None,
-            keep_probabilities: bool = False, hint: Optional[torch.Tensor] = None) -> MiseResult:
+            keep_probabilities: bool = False, hint: Optional[torch.Tensor] = None,
+            hint_steps: Optional[Sequence[int]] = None) -> MiseResult:
         """``initial``: (K, *coarse lattice) probabilities that seed level 0 without evaluating it
         (OSS-Net's encoder-seeded MISE); otherwise the coarse lattice is evaluated.  ``hint``: a
-        second opinion on the coarse lattice (the auxiliary voxel head): its boundary cells are
-        refined too, so a structure that slips between coarse points but shows in the hint is kept."""
-        steps = [int(s) for s in coarse_steps]
-        if any(s < 1 or s & (s - 1) for s in steps):
-            raise ValueError(f"coarse steps must be powers of two, got {steps}")
+        second opinion (the auxiliary voxel head) on a lattice of ``hint_steps`` (default: the coarse
+        one; else finer, each step dividing the coarse step): every level as coarse as the hint or
+        coarser refines the cells that hold one of the hint's boundary or unsure cells, so a structure
+        that slips between the decoder's points but shows in the hint is kept."""
+        steps = _power_of_two_steps(coarse_steps)
         sizes = [lattice_size(n, s) for n, s in zip(shape, steps)]
         level = self._first_level(steps, sizes, initial)
+        guard = Guard(hint, hint_steps or steps, steps, self.decision, self.device) if hint is not None else None
         empty = torch.zeros((0, 3), dtype=torch.long, device=self.device)
-        forced = empty
-        if hint is not None:
-            forced = _active_cells(*self.decision.codes(hint.to(self.device, torch.float32))).nonzero()
+        forced = guard.cells(level) if guard else empty
         candidates = _active_cells(level.code, level.uncertain).nonzero()
         levels = 0
         while True:
             active = self._close(level, candidates, forced)
             if all(s == 1 for s in level.steps):
                 break
-            level, forced = self._refine(level, active)
-            candidates = empty
+            level, children = self._refine(level, active)
+            forced, candidates = (children, empty) if self.all_children else (empty, self._evaluate(level, children))
+            if guard:
+                forced = torch.cat([forced, guard.cells(level)])
             levels += 1
         n0, n1, n2 = shape
         probs = level.probs[:, :n0, :n1, :n2]
         return MiseResult(level.code[:n0, :n1, :n2].clone(), probs.clone() if keep_probabilities else None,
                           self.queries, self.rounds, levels)
+
+    def _evaluate(self, level: _Level, cells: torch.Tensor) -> torch.Tensor:
+        """Evaluate the unknown corners of these cells; returns the cells whose activity that can
+        change (these and their neighbours across the new points)."""
+        corners = _corners_of(cells, level.sizes)
+        need = corners[~level.known[tuple(corners.T)]]
+        if not len(need):
+            return cells
+        level.store(need, self._query(level.coordinates(need)), self.decision)
+        self.rounds += 1
+        return torch.cat([cells, _cells_touching(need, level.cell_sizes)])
 
     def _first_level(self, steps, sizes, initial: Optional[torch.Tensor]) -> _Level:
         known = torch.zeros(sizes, dtype=torch.bool, device=self.device)

@@ -45,6 +45,8 @@ class InferenceSettings:
     stitching: Optional[str] = None           # None: the plan's choice
     seed_from_aux: Optional[bool] = None      # None: the plan's choice
     aux_hint: bool = True
+    hint_factor: float = 1.0                  # MISE starts this many times coarser than the plan's lattice, guarded by the hint
+    mise_children: str = "all"                # which children of an active MISE cell go on: "all" or "changing"
     refine: bool = True
     dense: bool = False                       # evaluate every output voxel (reference for MISE)
     uncertainty_margin: Optional[float] = None
@@ -127,6 +129,7 @@ class Predictor:
             coarse_spacing_mm=0.0 if s.dense else self.coarse_spacing_mm(), decision=self.decision(),
             max_points_per_batch=s.max_points_per_batch,
             seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux, aux_hint=s.aux_hint,
+            hint_factor=s.hint_factor, children=s.mise_children,
             keep_probabilities=s.keep_probabilities,
             refine_codes=[self.code_of_label(v) for v in mise.refine_labels] if s.refine and not s.dense else [],
             refine_spacing_factor=mise.refine_spacing_factor)
@@ -178,6 +181,7 @@ class Predictor:
         stats = {"queries": result.queries, "dense_equivalent": result.dense_queries,
                  "query_fraction": result.queries / max(result.dense_queries, 1), "rounds": result.rounds,
                  "boxes": result.boxes, "refined_structures": result.refined_structures,
+                 "aux_hint_lookups": result.hint_lookups,
                  "encoded_tiles": field.encoded_tiles, "members": field.num_members,
                  "seconds_point_cloud": seconds_cloud, "seconds_encode": field.encode_seconds,
                  "seconds_mise": total - field.encode_seconds - seconds_cloud,

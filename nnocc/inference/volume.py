@@ -24,6 +24,8 @@ class VolumeSettings:
     max_points_per_batch: int = 65536
     seed_from_aux: bool = False
     aux_hint: bool = True                     # refine where the auxiliary head sees a boundary, too
+    hint_factor: float = 1.0                  # MISE starts this much coarser; the hint stays at coarse_spacing_mm
+    children: str = "all"                     # which children of an active cell go on (mise.Mise)
     keep_probabilities: bool = False
     refine_codes: Sequence[int] = ()          # decisions that get the centred second pass
     refine_spacing_factor: float = 0.5
@@ -38,6 +40,7 @@ class VolumePrediction:
     rounds: int = 0
     boxes: int = 0
     refined_structures: int = 0
+    hint_lookups: int = 0                      # auxiliary-head lookups (a trilinear read, not a decoder query)
 
     @property
     def dense_queries(self) -> int:
@@ -73,10 +76,11 @@ def _empty(grid: OutputGrid, k: int, regions: bool, keep: bool, device) -> Volum
 
 
 def _run_box(query: Callable, box: Box, k: int, steps: Sequence[int], settings: VolumeSettings,
-             initial: Optional[torch.Tensor], device, hint: Optional[torch.Tensor] = None) -> MiseResult:
+             initial: Optional[torch.Tensor], device, hint: Optional[torch.Tensor] = None,
+             hint_steps: Optional[Sequence[int]] = None) -> MiseResult:
     shape = [b - a for a, b in box]
-    mise = Mise(query, k, settings.decision, settings.max_points_per_batch, device)
-    return mise.run(shape, steps, initial, settings.keep_probabilities, hint)
+    mise = Mise(query, k, settings.decision, settings.max_points_per_batch, device, settings.children)
+    return mise.run(shape, steps, initial, settings.keep_probabilities, hint, hint_steps)
 
 
 def _store(prediction: VolumePrediction, box: Box, result) -> None:
@@ -105,21 +109,33 @@ def _aux_lattice(field: VolumeField, box: Box, steps: Sequence[int], k: int, que
     return query(lattice, aux=True).T.reshape(k, *sizes)
 
 
+def lattice_steps(field: VolumeField, grid: OutputGrid, settings: VolumeSettings) -> Tuple[List[int], Optional[List[int]]]:
+    """MISE's first lattice and the auxiliary head's (None: no hint).  The hint stays on the
+    coarse_spacing_mm lattice; MISE starts ``hint_factor`` times coarser only when the hint is there
+    to guard what lies between its points."""
+    spacing = grid.geometry.spacing
+    hint_steps = coarse_steps_for(spacing, settings.coarse_spacing_mm)
+    if not (settings.aux_hint and field.has_aux and max(hint_steps) > 1) or settings.seed_from_aux:
+        return hint_steps, None
+    return coarse_steps_for(spacing, settings.coarse_spacing_mm * max(settings.hint_factor, 1.0)), hint_steps
+
+
 def predict_volume(field: VolumeField, grid: OutputGrid, k: int, settings: VolumeSettings) -> VolumePrediction:
     device = field.data.device
     prediction = _empty(grid, k, field.regions, settings.keep_probabilities, device)
     scale, offset = (torch.tensor(v, dtype=torch.float32, device=device) for v in grid.linear_map())
-    steps = coarse_steps_for(grid.geometry.spacing, settings.coarse_spacing_mm)
+    steps, hint_steps = lattice_steps(field, grid, settings)
     own_tile = field.stitching == "nearest"
     for box, tile in ownership_boxes(field, grid):
         lower = torch.tensor([a for a, _ in box], dtype=torch.float32, device=device)
         query = partial(_query_box, field, lower, scale, offset, tile=tile if own_tile else None)
-        aux = None
-        if (settings.seed_from_aux or settings.aux_hint) and field.has_aux and max(steps) > 1:
-            aux = _aux_lattice(field, box, steps, k, query)
-        initial = aux if settings.seed_from_aux else None
-        hint = aux if settings.aux_hint and not settings.seed_from_aux else None
-        _store(prediction, box, _run_box(query, box, k, steps, settings, initial, device, hint))
+        initial = hint = None
+        if settings.seed_from_aux and field.has_aux and max(steps) > 1:
+            initial = _aux_lattice(field, box, steps, k, query)
+        elif hint_steps is not None:
+            hint = _aux_lattice(field, box, hint_steps, k, query)
+            prediction.hint_lookups += hint[0].numel()
+        _store(prediction, box, _run_box(query, box, k, steps, settings, initial, device, hint, hint_steps))
         prediction.boxes += 1
         if own_tile:
             field.forget_tile(tile)     # no other ownership box asks for it

@@ -52,21 +52,38 @@ class IdentityNetwork(OccupancyArchitecture):
         return self
 
 
+class IdentityWithAux(IdentityNetwork):
+    """The same field from an auxiliary head: the hint is the truth, read on any lattice."""
+
+    def auxiliary_logits(self, encoding):
+        return encoding.patch
+
+    def aux_grid_shape(self, patch):
+        return list(patch)
+
+
 def ramp(shape):
     z, y, x = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
     return 0.05 * z - 0.03 * y + 0.02 * x - 0.5      # sigmoid stays far from saturation
 
 
-def field_over(shape, stitching):
+def field_over(shape, stitching, network=None, patch=(12, 16, 14)):
     data = torch.from_numpy(ramp(shape))[None]
-    tiling = Tiling.over(shape, [12, 16, 14], 0.5)
-    assert min(tiling.grid) >= 3
-    return VolumeField(data, [IdentityNetwork()], tiling, regions=True, tta=False, stitching=stitching)
+    tiling = Tiling.over(shape, list(patch), 0.5)
+    return VolumeField(data, [network or IdentityNetwork()], tiling, regions=True, tta=False, stitching=stitching)
+
+
+def unit_grid(shape) -> OutputGrid:
+    geometry = ImageGeometry(list(shape), [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
+    properties = CaseProperties("case", geometry, [[0, n] for n in shape], list(shape), list(shape),
+                                [1.0, 1.0, 1.0], None, "key")
+    return OutputGrid(geometry, properties)
 
 
 def test_nearest_stitching_answers_any_point_from_the_right_place():
     shape = (30, 40, 36)
     field = field_over(shape, "nearest")
+    assert min(field.tiling.grid) >= 3
     points = torch.rand(5000, 3, generator=torch.Generator().manual_seed(0)) * (torch.tensor(shape) - 1)
     z, y, x = points.unbind(1)
     expected = torch.sigmoid(0.05 * z - 0.03 * y + 0.02 * x - 0.5)
@@ -98,17 +115,28 @@ def test_nearest_prediction_is_exact_with_one_tile_held_at_a_time(coarse_spacing
         held.append(len(field.cache) + 1)
         return encode(start)
     field.encode_at = counting_encode
-    geometry = ImageGeometry(list(shape), [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
-    properties = CaseProperties("case", geometry, [[0, n] for n in shape], list(shape), list(shape),
-                                [1.0, 1.0, 1.0], None, "key")
     settings = VolumeSettings(coarse_spacing_mm, Decision(regions=True, threshold=0.5, margin=0.0))
-    result = predict_volume(field, OutputGrid(geometry, properties), 1, settings)
+    result = predict_volume(field, unit_grid(shape), 1, settings)
     assert field.encoded_tiles == int(np.prod(field.tiling.grid)) and max(held) == 1
     value = torch.from_numpy(ramp(shape))
     clear = value.abs() > 1e-4              # sigmoid rounds to exactly 0.5 on the ramp's zero plane
     assert torch.equal(result.codes.bool()[clear], (value > 0)[clear])
     if coarse_spacing_mm:
         assert result.queries < 0.6 * result.dense_queries     # 80 small boxes, each with its own lattice edge
+
+
+def test_a_guarded_coarser_start_gives_the_same_labels_with_fewer_decoder_queries():
+    """With "changing" children; with "all", a coarser start makes every active cell larger and denser."""
+    shape = (40, 48, 48)
+    results = {}
+    for factor in (1.0, 2.0):
+        field = field_over(shape, "nearest", IdentityWithAux(), patch=shape)     # one box: no lattice edges
+        settings = VolumeSettings(4.0, Decision(regions=True, threshold=0.5, margin=0.0), hint_factor=factor,
+                                  children="changing")
+        results[factor] = predict_volume(field, unit_grid(shape), 1, settings)
+    assert torch.equal(results[2.0].codes, results[1.0].codes)
+    assert results[2.0].queries < results[1.0].queries
+    assert results[2.0].hint_lookups == results[1.0].hint_lookups > 0
 
 
 def test_a_cache_too_small_for_blending_is_named_with_the_fix(caplog):

@@ -3,7 +3,7 @@ structures kept, and queries a small fraction of dense at a fine output spacing.
 import pytest
 import torch
 
-from nnocc.inference.mise import Decision, Mise, coarse_steps_for, lattice_size
+from nnocc.inference.mise import CHILDREN, Decision, Mise, coarse_steps_for, lattice_size
 
 SHAPE = (96, 128, 128)
 WIDTH = 0.8  # voxels over which the analytic occupancy goes from 0.27 to 0.73, like a network's
@@ -47,11 +47,12 @@ def dense(fn, shape):
     return fn(grid.reshape(-1, 3)).T.reshape(-1, *shape)
 
 
+@pytest.mark.parametrize("children", CHILDREN)
 @pytest.mark.parametrize("steps", [tuple(LESION_STEPS), (2, 4, 4)])
-def test_multiclass_scene_matches_dense_and_keeps_thin_and_small(steps):
+def test_multiclass_scene_matches_dense_and_keeps_thin_and_small(steps, children):
     decision = Decision(regions=False, margin=0.4)
     reference, _ = decision.codes(dense(scene, SHAPE))
-    result = Mise(scene, 3, decision).run(SHAPE, steps)
+    result = Mise(scene, 3, decision, children=children).run(SHAPE, steps)
     agreement = (result.codes == reference).float().mean().item()
     assert agreement >= 0.9999, agreement
     tube = torch.zeros(SHAPE, dtype=torch.bool)
@@ -64,10 +65,11 @@ def test_multiclass_scene_matches_dense_and_keeps_thin_and_small(steps):
     assert result.queries <= 0.15 * result.dense_queries, result.queries / result.dense_queries
 
 
-def test_nested_regions_match_dense():
+@pytest.mark.parametrize("children", CHILDREN)
+def test_nested_regions_match_dense(children):
     decision = Decision(regions=True, threshold=0.5, margin=0.4)
     reference, _ = decision.codes(dense(nested_regions, SHAPE))
-    result = Mise(nested_regions, 2, decision).run(SHAPE, (8, 8, 8))
+    result = Mise(nested_regions, 2, decision, children=children).run(SHAPE, (8, 8, 8))
     assert (result.codes == reference).float().mean().item() >= 0.9999
     assert set(torch.unique(result.codes).tolist()) == {0, 1, 3}  # inner region only inside the outer
     assert result.queries <= 0.15 * result.dense_queries
@@ -127,3 +129,52 @@ def test_single_voxel_thick_grid_and_no_structure():
     empty = lambda p: torch.tensor([[1.0, 0.0]]).repeat(len(p), 1)
     result = Mise(empty, 2, decision).run((1, 40, 40), (1, 8, 8))
     assert (result.codes == 0).all() and result.queries < 40 * 40 * 0.1
+
+
+def test_a_finer_hint_guards_a_coarser_lattice():
+    """MISE starts on a lattice twice as coarse as the hint's: the hint's cells mark the coarse cells
+    that hold them, the structure is still found, and the decoder is asked less than on the hint's
+    own lattice."""
+    centre = (36.0, 44.0, 52.0)
+    sharp = lambda p: _two_class(soft(sphere_sd(p, centre, LESION_RADIUS)))
+    decision = Decision(regions=False, margin=0.4)
+    assert (Mise(sharp, 2, decision).run(SHAPE, (16, 16, 16)).codes == 1).sum() == 0
+    blurred = lambda p: _two_class(torch.sigmoid(sphere_sd(p, centre, LESION_RADIUS) / 4.0))
+    hint = dense(lambda p: blurred(p * 8), [lattice_size(n, 8) for n in SHAPE])
+    guarded = Mise(sharp, 2, decision).run(SHAPE, (16, 16, 16), hint=hint, hint_steps=(8, 8, 8))
+    on_hint_lattice = Mise(sharp, 2, decision).run(SHAPE, (8, 8, 8), hint=hint)
+    reference, _ = decision.codes(dense(sharp, SHAPE))
+    assert (guarded.codes == reference).float().mean() >= 0.9999
+    assert (guarded.codes[reference == 1] == 1).float().mean() >= 0.99
+    assert guarded.queries < on_hint_lattice.queries
+
+
+def test_the_guard_marks_the_coarse_cell_that_holds_a_hint_cell():
+    from types import SimpleNamespace
+
+    from nnocc.inference.mise import Guard
+
+    hint = torch.zeros(2, 11, 12, 7)
+    hint[0] = 1.0
+    hint[:, 5, 9, 3] = torch.tensor([0.0, 1.0])     # one foreground point: the 8 hint cells around it disagree
+    guard = Guard(hint, (1, 2, 4), (2, 8, 8), Decision(regions=False, margin=0.1))
+    # levels [2, 8, 8] -> [1, 4, 4] -> [1, 2, 2]: the middle one is the finest still as coarse as the hint
+    level = SimpleNamespace(steps=[1, 4, 4], cell_sizes=[10, 6, 6], code=torch.zeros(1))
+    held = [[4, 4, 2], [4, 4, 3], [5, 4, 2], [5, 4, 3]]         # hint cells (4-5, 8-9, 2-3), y halved
+    assert guard.cells(level).tolist() == held
+    level.steps, level.cell_sizes = [2, 8, 8], [5, 3, 3]         # coarser levels are left alone
+    assert len(guard.cells(level)) == 0
+    level.cell_sizes, level.steps = [10, 11, 6], [1, 2, 4]       # the hint's own lattice: its own cells
+    assert len(guard.cells(level)) == 8
+    level.steps = [1, 1, 2]                                      # finer than the hint: the decoder's job
+    assert len(guard.cells(level)) == 0
+    with pytest.raises(ValueError, match="divide"):
+        Guard(hint, (1, 2, 4), (2, 4, 2), Decision(regions=False))
+
+
+def test_refining_only_the_changing_children_asks_fewer_points():
+    decision = Decision(regions=False, margin=0.4)
+    queries = {c: Mise(scene, 3, decision, children=c).run(SHAPE, (8, 8, 8)).queries for c in CHILDREN}
+    assert queries["changing"] < 0.7 * queries["all"], queries
+    with pytest.raises(ValueError, match="children"):
+        Mise(scene, 3, decision, children="some")

@@ -68,6 +68,22 @@ def test_a_coarser_lattice_asks_fewer_points(model_folder):
     assert queries[5.2] < queries[None]
 
 
+def test_changing_children_and_a_guarded_coarser_start_through_the_settings(model_folder, tmp_path):
+    image = np.random.default_rng(1).normal(50, 80, size=(12, 30, 30)).astype(np.float32)
+    stats = {}
+    for children, factor in (("all", 1.0), ("changing", 1.0), ("changing", 4.0)):
+        settings = InferenceSettings(tta=False, output_spacing=[1.3], refine=False, mise_children=children,
+                                     hint_factor=factor)
+        result = Predictor.from_model_folder(model_folder, settings=settings).predict_array(image, spacing=(3.9, 2.6, 2.6))
+        assert result.labels.shape == (36, 60, 60)
+        stats[children, factor] = result.stats
+    assert stats["changing", 1.0]["queries"] <= stats["all", 1.0]["queries"]
+    assert stats["changing", 4.0]["aux_hint_lookups"] == stats["changing", 1.0]["aux_hint_lookups"] > 0
+    with pytest.raises(SystemExit, match="aux_hint_factor"):
+        predict_cli.main(["-i", str(tmp_path), "-o", str(tmp_path / "out"), "-m", str(model_folder),
+                          "--aux_hint_factor", "0.5"])
+
+
 def test_bad_case_is_reported_and_the_others_predicted(model_folder, tmp_path, capsys):
     inputs = tmp_path / "in"
     _oblique_case(inputs, "good")
