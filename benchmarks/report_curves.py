@@ -124,6 +124,11 @@ def _crossing_text(run: Dict) -> List[str]:
     return out
 
 
+def _versions(run: Dict) -> str:
+    version = run.get("versions", {}).get("nnunetv2")
+    return f"; nnunetv2 {version}" if version else ""
+
+
 def _find_best_text(run: Dict) -> List[str]:
     pick = run.get("find_best")
     if not pick:
@@ -146,7 +151,8 @@ def curves_section() -> List[str]:
                   f"`{commands}` ({run['machine'].get('gpu') or run['machine']['processor']}, "
                   f"{run['machine']['cores']} cores, {run['device']}), {run['dataset']}: real KiTS23 label maps, CT "
                   f"painted by nnocc; every tool trained fold 0 for {run['budget_minutes']:g} minutes; checkpoints "
-                  f"scored on the held-back cases without mirroring; raw figures in `benchmarks/results/{CURVES_FILE}`.",
+                  f"scored on the held-back cases without mirroring{_versions(run)}; raw figures in "
+                  f"`benchmarks/results/{CURVES_FILE}`.",
                   "", "At the end of the budget:", ""]
         lines += _end_of_budget_table(run)
         lines += ["", "KiTS23 mean Dice / mean Surface Dice (its regions and tolerances) against training time:", ""]
