@@ -2,7 +2,8 @@
 
 * ``nnocc_raw``, ``nnocc_preprocessed``, ``nnocc_results``: the data folders;
 * ``nnocc_n_proc_DA``: data-augmentation worker processes during training (nnU-Net's name);
-* ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``: set by ``torchrun`` for distributed training.
+* ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``: set by ``torchrun`` for distributed training;
+* ``MALLOC_MMAP_THRESHOLD_``: glibc's own; set, it keeps prediction from choosing the threshold.
 
 Nothing below ``nnocc/`` other than this module reads ``os.environ``.
 """
@@ -15,6 +16,7 @@ from nnocc.paths import DataFolders, DatasetPaths
 from nnocc.paths import dataset_paths as _dataset_paths
 from nnocc.training.distributed import DistributedSpec
 from nnocc.utils.errors import NnoccError
+from nnocc.utils.memory import map_large_blocks_separately
 
 DEFAULT_AUGMENTATION_WORKERS = 2
 
@@ -26,6 +28,13 @@ def data_folders(variables: Optional[Mapping[str, str]] = None) -> DataFolders:
 def dataset_paths(dataset: Union[int, str]) -> DatasetPaths:
     """``-d 23`` resolved against the data folders the environment names."""
     return _dataset_paths(dataset, data_folders())
+
+
+def prepare_allocator_for_prediction(variables: Optional[Mapping[str, str]] = None) -> bool:
+    """Large blocks mapped on their own for a predicting process (``map_large_blocks_separately``),
+    unless the user chose glibc's threshold; true where the setting was made."""
+    variables = os.environ if variables is None else variables
+    return not variables.get("MALLOC_MMAP_THRESHOLD_") and map_large_blocks_separately()
 
 
 def augmentation_workers(variables: Optional[Mapping[str, str]] = None) -> int:

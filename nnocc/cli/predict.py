@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from nnocc.cli import common
-from nnocc.cli.environment import dataset_paths
+from nnocc.cli.environment import dataset_paths, prepare_allocator_for_prediction
 from nnocc.inference.batch import predict_folder
 from nnocc.inference.meshes import MESH_FORMATS
 from nnocc.inference.mise import CHILDREN
@@ -97,6 +97,7 @@ def build():
 
 
 def main_args(args):
+    prepare_allocator_for_prediction()
     keep = args.save_probabilities or args.mesh is not None
     predictor = Predictor.from_model_folder(model_folder(args), args.folds, args.checkpoint,
                                             inference_settings(args, keep))

@@ -21,7 +21,7 @@ from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
 from nnocc.utils.atomic import atomic_write_text
 from nnocc.utils.errors import DatasetProblems, NnoccError
 from nnocc.utils.json_io import save_json
-from nnocc.utils.memory import map_large_blocks_separately, release_freed_memory
+from nnocc.utils.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,6 @@ def predict_folder(predictor: Predictor, input_folder: Path, output_folder: Path
                    mesh: Optional[str] = None, continue_prediction: bool = False, num_preprocessing: int = 2,
                    num_export: int = 2) -> BatchReport:
     output_folder.mkdir(parents=True, exist_ok=True)
-    map_large_blocks_separately()
     cases, failures = input_cases(Path(input_folder), predictor)
     report = BatchReport(failures=list(failures))
     ending = predictor.description.file_ending

@@ -18,7 +18,6 @@ from nnocc.inference.predictor import InferenceSettings, Predictor
 from nnocc.io.images import read_image, write_image
 from nnocc.postprocessing.components import PostprocessingPlan, apply_plan
 from nnocc.utils.errors import NnoccError
-from nnocc.utils.memory import map_large_blocks_separately
 
 logger = logging.getLogger(__name__)
 INPUT_SUBFOLDER = Path("images") / "ct"
@@ -47,7 +46,6 @@ def output_name(image: Path) -> str:
 def predict_challenge(input_root: Path, output_root: Path, model_folder: Path, device: Optional[str] = None,
                       tta: bool = True) -> List[Path]:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    map_large_blocks_separately()
     predictor = Predictor.from_model_folder(model_folder, settings=InferenceSettings(tta=tta, device=device))
     plan_file = Path(model_folder) / "postprocessing.json"
     postprocessing = PostprocessingPlan.load(plan_file) if plan_file.is_file() else None

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import resource
 
 import torch
@@ -30,10 +29,8 @@ def map_large_blocks_separately(threshold_mb: float = 1.0) -> bool:
     the moment it is freed (glibc's ``M_MMAP_THRESHOLD``).  By default glibc raises that threshold
     each time such a block is freed, up to 32 MB, and serves later blocks from its heap, where blocks
     of changing sizes fragment it and the resident set keeps growing from case to case.  Meant for a
-    process that predicts: true where glibc took the setting.  A threshold the user chose
-    (``MALLOC_MMAP_THRESHOLD_``) is left as it is."""
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        return False
+    process that predicts (``nnocc_predict`` and the challenge container set it at start; from Python,
+    call it yourself): true where glibc took the setting."""
     libc = _libc()
     mallopt = getattr(libc, "mallopt", None)
     return bool(mallopt and mallopt(M_MMAP_THRESHOLD, int(threshold_mb * 2 ** 20)) == 1)

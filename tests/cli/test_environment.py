@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from nnocc.cli import environment
 from nnocc.cli.environment import augmentation_workers, data_folders, torchrun_spec
 from nnocc.utils.errors import NnoccError
 
@@ -34,3 +35,10 @@ def test_torchrun_variables_become_a_spec():
     assert torchrun_spec({}) is None
     spec = torchrun_spec({"WORLD_SIZE": "4", "RANK": "3", "LOCAL_RANK": "1"})
     assert (spec.rank, spec.world_size, spec.local_rank, spec.init_method) == (3, 4, 1, "env://")
+
+
+def test_prediction_tunes_the_allocator_unless_the_user_did(monkeypatch):
+    calls = []
+    monkeypatch.setattr(environment, "map_large_blocks_separately", lambda: calls.append(1) or True)
+    assert environment.prepare_allocator_for_prediction({}) is True and calls == [1]
+    assert environment.prepare_allocator_for_prediction({"MALLOC_MMAP_THRESHOLD_": "65536"}) is False and calls == [1]
