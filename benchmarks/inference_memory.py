@@ -51,11 +51,9 @@ def _reset_peak() -> bool:
 
 def stage_profile(model_folder: Path, image_file: Path, tta: bool) -> Dict:
     """Resident set after each stage of one prediction, and each stage's own peak when resettable."""
-    from nnocc.cli.environment import prepare_allocator_for_prediction
     from nnocc.inference.predictor import InferenceSettings, Predictor
     from nnocc.io.images import read_channels, write_segmentation
 
-    prepare_allocator_for_prediction()       # as nnocc_predict does
     stages: List[Dict] = []
     resettable = _reset_peak()
 

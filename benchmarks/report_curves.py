@@ -157,6 +157,8 @@ def curves_section() -> List[str]:
         lines += _end_of_budget_table(run)
         lines += ["", "KiTS23 mean Dice / mean Surface Dice (its regions and tolerances) against training time:", ""]
         lines += _curve_table(run) + [""] + _crossing_text(run) + [""] + _find_best_text(run)
+        if run.get("notes"):
+            lines += [f"Conditions: {run['notes']}", ""]
     if image:
         lines += [f"![{image}]({image})", ""]
     lines += ["How to read it: wall clock on the machine named, both tools one after the other; a checkpoint's "

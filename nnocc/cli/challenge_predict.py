@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from nnocc.cli import common
-from nnocc.cli.environment import data_folders, prepare_allocator_for_prediction
+from nnocc.cli.environment import data_folders
 from nnocc.inference.challenge import installed_model, predict_challenge
 
 
@@ -17,7 +17,6 @@ def build():
 
 
 def main_args(args):
-    prepare_allocator_for_prediction()
     model = Path(args.model_folder) if args.model_folder else installed_model(data_folders().results)
     for path in predict_challenge(Path(args.input_root), Path(args.output_root), model, args.device,
                                   not args.disable_tta):

@@ -61,6 +61,9 @@ def add_inference(p):
                    help="which children of an active MISE cell are refined further: all (the whole cell down to "
                         "the voxel, the safest) or changing (those whose own corners disagree or are unsure, as in "
                         "Occupancy Networks: fewer queries)")
+    p.add_argument("--low_memory", action="store_true",
+                   help="give every block of 1 MB or more its own mapping, returned to the system when freed (glibc): "
+                        "measured, 0.72x the peak memory for 1.8x the time")
     p.add_argument("--uncertainty_margin", type=float, default=None,
                    help="MISE also refines cells whose decision is within this margin of changing (default: the "
                         "plan's); smaller is faster on an unsure model and trusts its corners more")
@@ -97,7 +100,7 @@ def build():
 
 
 def main_args(args):
-    prepare_allocator_for_prediction()
+    prepare_allocator_for_prediction(args.low_memory)
     keep = args.save_probabilities or args.mesh is not None
     predictor = Predictor.from_model_folder(model_folder(args), args.folds, args.checkpoint,
                                             inference_settings(args, keep))

@@ -37,8 +37,10 @@ def test_torchrun_variables_become_a_spec():
     assert (spec.rank, spec.world_size, spec.local_rank, spec.init_method) == (3, 4, 1, "env://")
 
 
-def test_prediction_tunes_the_allocator_unless_the_user_did(monkeypatch):
+def test_low_memory_prediction_tunes_the_allocator_unless_the_user_did(monkeypatch):
     calls = []
     monkeypatch.setattr(environment, "map_large_blocks_separately", lambda: calls.append(1) or True)
-    assert environment.prepare_allocator_for_prediction({}) is True and calls == [1]
-    assert environment.prepare_allocator_for_prediction({"MALLOC_MMAP_THRESHOLD_": "65536"}) is False and calls == [1]
+    assert environment.prepare_allocator_for_prediction(False, {}) is False and calls == []
+    assert environment.prepare_allocator_for_prediction(True, {}) is True and calls == [1]
+    assert environment.prepare_allocator_for_prediction(True, {"MALLOC_MMAP_THRESHOLD_": "65536"}) is False
+    assert calls == [1]
