@@ -206,14 +206,11 @@ class Mise:
         while len(candidates):
             fresh = candidates[level.active(candidates) & ~is_active[tuple(candidates.T)]]
             is_active[tuple(fresh.T)] = True
-            corners = _corners_of(torch.cat([fresh, forced]), level.sizes)
-            need = corners[~level.known[tuple(corners.T)]]
+            need = self._evaluate_corners(level, torch.cat([fresh, forced]))
             forced = forced[:0]
             if not len(need):
                 break
-            level.store(need, self._query(level.coordinates(need)), self.decision)
             candidates = _cells_touching(need, level.cell_sizes)
-            self.rounds += 1
         return is_active
 
     def run(self, shape: Sequence[int], coarse_steps: Sequence[int], initial: Optional[torch.Tensor] = None,
@@ -247,16 +244,20 @@ class Mise:
         return MiseResult(level.code[:n0, :n1, :n2].clone(), probs.clone() if keep_probabilities else None,
                           self.queries, self.rounds, levels)
 
+    def _evaluate_corners(self, level: _Level, cells: torch.Tensor) -> torch.Tensor:
+        """Query the unknown corners of these cells (one round); returns those corners."""
+        corners = _corners_of(cells, level.sizes)
+        need = corners[~level.known[tuple(corners.T)]]
+        if len(need):
+            level.store(need, self._query(level.coordinates(need)), self.decision)
+            self.rounds += 1
+        return need
+
     def _evaluate(self, level: _Level, cells: torch.Tensor) -> torch.Tensor:
         """Evaluate the unknown corners of these cells; returns the cells whose activity that can
         change (these and their neighbours across the new points)."""
-        corners = _corners_of(cells, level.sizes)
-        need = corners[~level.known[tuple(corners.T)]]
-        if not len(need):
-            return cells
-        level.store(need, self._query(level.coordinates(need)), self.decision)
-        self.rounds += 1
-        return torch.cat([cells, _cells_touching(need, level.cell_sizes)])
+        need = self._evaluate_corners(level, cells)
+        return torch.cat([cells, _cells_touching(need, level.cell_sizes)]) if len(need) else cells
 
     def _first_level(self, steps, sizes, initial: Optional[torch.Tensor]) -> _Level:
         known = torch.zeros(sizes, dtype=torch.bool, device=self.device)
