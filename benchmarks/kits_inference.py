@@ -28,6 +28,7 @@ from benchmarks.learning_curves import DATASET_ID, DATASET_NAME
 from benchmarks.run import agreement, machine
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
 from nnocc.dataset_conversion.real_anatomy import paint_native_cases
+from nnocc.inference.predictor import InferenceSettings
 from nnocc.io.images import read_image
 from nnocc.utils.json_io import save_json
 
@@ -82,7 +83,8 @@ def main(argv=None) -> Path:
     paint_native_cases(args.kits23, args.cases, images, labels)
     results: Dict = {"date": datetime.date.today().isoformat(), "machine": machine(),
                      "commands": [f"python -m benchmarks.kits_inference {' '.join(sys.argv[1:] or argv or [])}"],
-                     "models": trained_models(args.curves, args.work.name), "cases": {}}
+                     "models": trained_models(args.curves, args.work.name),
+                     "defaults": {"mise_children": InferenceSettings.mise_children}, "cases": {}}
     for case in args.cases:
         case_images = args.work / "native" / f"single_{case}"
         case_images.mkdir(parents=True, exist_ok=True)

@@ -220,7 +220,8 @@ def main(argv=None) -> Path:
         forget_plans(run, to_train)
     plan_where_needed(run, to_train)
     for tool in to_train:
-        run["tools"][tool_key(tool)] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat()}
+        run["tools"][tool_key(tool)] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat(),
+                                                                    "machine": machine()}   # tools run in different sessions
         save_json(results, args.out)
     # find_best reads the trained models, so it chooses among those this workspace still holds
     trained = [k for k in run["tools"] if k != "nnunet" and (make_tool(k, ws, args, venv).model_folder() / "fold_0").is_dir()]

@@ -1,7 +1,7 @@
 """MISE as an algorithm on real anatomy at KiTS23's own resolution, apart from any trained model.
 
     python -m benchmarks.mise_oracle --kits23 PATH [--cases case_00017] [--coarse-mm 2.84 6.4]
-        [--margins 0.4 0.1 0] [--children all changing] [--sigma-mm 1.0] [--out FILE]
+        [--margins 0.4 0.1 0] [--children changing all] [--sigma-mm 1.0] [--out FILE]
 
 The field MISE refines is an "oracle": the case's real KiTS23 label map, one channel per label,
 blurred with a Gaussian of ``--sigma-mm`` and read by trilinear interpolation, so its decisions
@@ -62,7 +62,7 @@ def trilinear_query(probs: torch.Tensor):
 
 
 def one_setting(probs: torch.Tensor, dense: np.ndarray, spacing_zyx, coarse_mm: float, margin: float,
-                children: str = "all") -> Dict:
+                children: str = "changing") -> Dict:
     steps = coarse_steps_for(spacing_zyx, coarse_mm)
     mise = Mise(trilinear_query(probs), NUM_LABELS, Decision(regions=False, margin=margin), 262144, children=children)
     began = time.perf_counter()
@@ -75,7 +75,7 @@ def one_setting(probs: torch.Tensor, dense: np.ndarray, spacing_zyx, coarse_mm: 
 
 
 def one_case(path: Path, coarse: List[float], margins: List[float], sigma_mm: float,
-             children: Sequence[str] = ("all",)) -> Dict:
+             children: Sequence[str] = ("changing",)) -> Dict:
     case = read_oriented_labels(path)
     labels = sitk.GetArrayFromImage(case.image).astype(np.uint8)
     spacing = list(case.image.GetSpacing())[::-1]
@@ -139,7 +139,7 @@ def main(argv=None) -> Path:
     p.add_argument("--cases", nargs="+", default=["case_00017"])
     p.add_argument("--coarse-mm", type=float, nargs="+", default=[2.84, 6.4])
     p.add_argument("--margins", type=float, nargs="+", default=[0.4, 0.1, 0.0])
-    p.add_argument("--children", nargs="+", default=["all"], choices=CHILDREN,
+    p.add_argument("--children", nargs="+", default=["changing"], choices=CHILDREN,
                    help="MISE's rule for the children of an active cell (the first: the goal's)")
     p.add_argument("--sigma-mm", type=float, default=1.0)
     p.add_argument("--out", type=Path, default=HERE / "results" / "mise_oracle_cpu.json")

@@ -66,7 +66,8 @@ def _end_of_budget_figures(tool: str, figures: Dict, run: Dict) -> Dict[str, str
     plan = run.get("nnunet_plan" if tool == "nnunet" else "nnocc_plan", {})
     train, cost = figures["train"], figures.get("inference_cost", {})
     classes = _get(last, "evaluation", "classes") or {}
-    column = {"parameters (M)": _fmt(cost["parameters"] / 1e6 if "parameters" in cost else None, 2),
+    column = {"trained on": trained_on(figures),
+              "parameters (M)": _fmt(cost["parameters"] / 1e6 if "parameters" in cost else None, 2),
               "inference GFLOPs per case": _fmt(cost.get("gflops"), 0),
               "plan and preprocess (s, whole tool)": _fmt(plan.get("seconds"), 0),
               "training peak RSS (MB)": _fmt(train.get("peak_rss_mb"), 0),
@@ -81,6 +82,13 @@ def _end_of_budget_figures(tool: str, figures: Dict, run: Dict) -> Dict[str, str
     column["KiTS23 mean Dice"] = _fmt(kits_score(last, "mean_dice"))
     column["KiTS23 mean Surface Dice"] = _fmt(kits_score(last, "mean_surface_dice"))
     return column
+
+
+def trained_on(figures: Dict) -> str:
+    """Date and, where recorded, processor: the same machine name is not always the same speed."""
+    cpu = figures.get("machine", {})
+    processor = f", {cpu['cpu']} at {cpu['cpu_mhz']:.0f} MHz" if "cpu" in cpu and "cpu_mhz" in cpu else ""
+    return f"{figures.get('date', '–')}{processor}"
 
 
 def _end_of_budget_table(run: Dict) -> List[str]:
@@ -313,13 +321,13 @@ def kits_inference_section() -> List[str]:
         memory_section(_load(MEMORY_SETTINGS_FILE))
 
 
-def _sweep_row(case: str, setting: str, run: Dict) -> str:
-    coarse, margin, children, hint = (setting.split(":") + ["all", "1"])[:4]
+def _sweep_row(case: str, setting: str, run: Dict, default_children: str) -> str:
+    coarse, margin, children, hint = (setting.split(":") + ["plan", "1"])[:4]
     stats = next(iter(run["cases"].values()))
     dice = ", ".join(f"{label}: {value:.5f}" for label, value in sorted(run.get("dice_against_dense", {}).items()))
     missed = f"{run.get('components_missed', '–')} of {run.get('dense_components', '–')} " \
              f"({run.get('largest_missed_voxels', '–')})"
-    return (f"| {case} | {coarse} | {margin} | {'all' if children == 'plan' else children} | "
+    return (f"| {case} | {coarse} | {margin} | {default_children if children == 'plan' else children} | "
             f"{'1' if hint == 'plan' else hint} | {_fmt(stats['query_fraction'], 4)} | {_fmt(run.get('agreement'), 6)} | "
             f"{dice} | {missed} | {_fmt(run['command']['seconds'], 1)} |")
 
@@ -328,11 +336,12 @@ def sweep_section(data: Dict) -> List[str]:
     """MISE alone with coarser lattices than the plan's, against dense: the speed a user can buy and
     what it costs (voxel agreement hides lost small structures, so they are counted)."""
     rows = []
+    default_children = data.get("defaults", {}).get("mise_children", "all")    # "all" until it was recorded
     for case, figures in data["cases"].items():
         if "nnocc_mise_plain" in figures and "sweep" in figures:
             plain = figures["nnocc_mise_plain"] | {"agreement": figures.get("mise_plain_dense_agreement")}
-            rows.append(_sweep_row(case, "plan:plan", plain))
-            rows += [_sweep_row(case, setting, run) for setting, run in figures["sweep"].items()]
+            rows.append(_sweep_row(case, "plan:plan", plain, default_children))
+            rows += [_sweep_row(case, setting, run, default_children) for setting, run in figures["sweep"].items()]
     if not rows:
         return []
     return ["", "MISE alone with other coarse lattices (`--coarse_spacing_mm`), uncertainty margins "

@@ -61,9 +61,22 @@ def machine() -> Dict:
 
     info = {"processor": platform.processor() or platform.machine(), "cores": _cores(), "python": platform.python_version(),
             "torch": torch.__version__, "platform": platform.platform()}
+    info |= _cpu_model()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def _cpu_model() -> Dict:
+    """The host's processor and clock (Linux): virtual machines of one name differ from session to session,
+    and training speed with them, so a run says which one it had."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return {}
+    fields = {key.strip(): value.strip() for key, _, value in
+              (line.partition(":") for line in cpuinfo.read_text().splitlines() if ":" in line)}
+    found = {"cpu": fields.get("model name"), "cpu_mhz": float(fields["cpu MHz"]) if "cpu MHz" in fields else None}
+    return {k: v for k, v in found.items() if v is not None}
 
 
 def _cores() -> int:

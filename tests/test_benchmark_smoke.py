@@ -40,7 +40,7 @@ def _point(minutes, dice, sd, rss=1000.0):
 
 
 def test_learning_curves_report_finds_crossings_and_judges_goals():
-    from benchmarks.report_curves import crossings, curves_goals
+    from benchmarks.report_curves import crossings, curves_goals, trained_on
 
     ours = [_point(5, 0.5, 0.4), _point(15, 0.6, 0.5), _point(30, 0.62, 0.55, rss=600)]
     theirs = [_point(5, 0.1, 0.1), _point(15, 0.65, 0.6), _point(30, 0.7, 0.6, rss=1500)]
@@ -53,6 +53,9 @@ def test_learning_curves_report_finds_crossings_and_judges_goals():
     assert goals["KiTS23 mean Dice at least nnU-Net's - 0.02"]["value"] == "-0.080"
     assert not goals["KiTS23 mean Dice at least nnU-Net's - 0.02"]["met"]
     assert goals["inference peak memory at most half of nnU-Net's"]["met"]     # 600 / 1500
+    assert trained_on({"date": "2026-12-05", "machine": {"cpu": "AMD EPYC", "cpu_mhz": 2596.1}}) == \
+        "2026-12-05, AMD EPYC at 2596 MHz"
+    assert trained_on({"date": "2026-12-04", "machine": {"processor": "x86_64"}}) == "2026-12-04"   # before it was recorded
 
 
 def test_gpu_study_records_failures_and_skips_what_the_deadline_cannot_hold(tmp_path):
@@ -153,6 +156,8 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
     table = "\n".join(sweep_section(data))
     assert "| case_1 | plan | plan | all | 1 | 0.0400 |" in table and "| case_1 | 6.4 | 0.1 | all | 1 |" in table
     assert "| case_1 | plan | plan | changing | 4 |" in table
+    recorded = "\n".join(sweep_section(data | {"defaults": {"mise_children": "changing"}}))   # runs that say their default
+    assert "| case_1 | plan | plan | changing | 1 | 0.0400 |" in recorded and "| case_1 | 6.4 | 0.1 | changing | 1 |" in recorded
     assert sweep_arguments("plan:0.1:changing:4") == ["--uncertainty_margin", "0.1", "--mise_children", "changing",
                                                       "--aux_hint_factor", "4"]
     assert sweep_arguments("6.4:plan") == ["--coarse_spacing_mm", "6.4"]

@@ -46,7 +46,7 @@ class InferenceSettings:
     seed_from_aux: Optional[bool] = None      # None: the plan's choice
     aux_hint: bool = True
     hint_factor: float = 1.0                  # MISE starts this many times coarser than the plan's lattice, guarded by the hint
-    mise_children: str = "all"                # which children of an active MISE cell go on: "all" or "changing"
+    mise_children: str = "changing"           # which children of an active MISE cell go on: "changing" or "all"
     refine: bool = True
     dense: bool = False                       # evaluate every output voxel (reference for MISE)
     uncertainty_margin: Optional[float] = None
