@@ -169,7 +169,8 @@ def curves_section() -> List[str]:
             lines += [f"Conditions: {run['notes']}", ""]
     if image:
         lines += [f"![{image}]({image})", ""]
-    lines += ["How to read it: wall clock on the machine named, both tools one after the other; a checkpoint's "
+    lines += ["How to read it: wall clock, one tool at a time on a quiet machine (the row 'trained on' says "
+              "when and, where recorded, on which processor); a checkpoint's "
               "Dice is the model at that minute of a run annealed over the whole budget. The MISE query share "
               "is taken at the input spacing, which here is the training spacing: the plan's coarse lattice is "
               "then one voxel (no coarser than the smallest structure), and the refinement pass around small "
@@ -315,6 +316,8 @@ def kits_inference_section() -> List[str]:
              "'MISE alone' leaves that pass out, as dense evaluation does, and measures the algorithm.",
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_native_row(c, f)) + " |" for c, f in data["cases"].items()]
+    if data.get("notes"):
+        lines += ["", f"Conditions: {data['notes']}"]
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['value']} | {_met(g['met'])} |" for g in kits_inference_goals(data)]
     return lines + sweep_section(data) + oracle_section(_load(ORACLE_FILE)) + [""] + memory_section(_load(MEMORY_FILE)) + \

@@ -171,6 +171,21 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
     assert "| preprocess | 1.0 | 800 | 1200 | 2600 |" in "\n".join(memory_section(memory))
 
 
+def test_kits_sized_section_states_the_conditions_of_its_run(monkeypatch):
+    from benchmarks import report_curves
+
+    mise = {"command": {"seconds": 50.0, "peak_rss_mb": 900.0},
+            "cases": {"c1": {"query_fraction": 0.18, "output_shape": [97, 512, 512]}}}
+    run = {"date": "2026-12-05", "machine": {"processor": "x86_64", "cores": 2}, "commands": ["python -m x"],
+           "notes": "whole scans, out of the models' training domain", "cases": {"c1": {"nnocc_mise": mise}}}
+    monkeypatch.setattr(report_curves, "_load", lambda name: run if name == report_curves.KITS_INFERENCE_FILE else None)
+    lines = report_curves.kits_inference_section()
+    assert "Conditions: whole scans, out of the models' training domain" in lines
+    assert lines.index("Conditions: whole scans, out of the models' training domain") < lines.index("| goal | measured | met |")
+    run.pop("notes")
+    assert not any(line.startswith("Conditions:") for line in report_curves.kits_inference_section())
+
+
 def test_mise_on_an_oracle_field_of_kits_like_anatomy_matches_dense_with_fewer_queries(tmp_path):
     import SimpleITK as sitk
 
