@@ -76,6 +76,16 @@ def write_results(results: Dict, folder: Path) -> Path:
     return path
 
 
+def load_result(name: str) -> Optional[Dict]:
+    """A study's raw figures from benchmarks/results/, or None before it has run."""
+    path = HERE / "results" / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def met_text(value: Optional[bool]) -> str:
+    return "not checked" if value is None else "yes" if value else "no"
+
+
 def _fmt(value, digits=3) -> str:
     if value is None:
         return "–"

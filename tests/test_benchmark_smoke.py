@@ -132,7 +132,7 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
 
     from benchmarks.inference_memory import memory_section
     from benchmarks.kits_inference import structures_kept, sweep_arguments
-    from benchmarks.report_curves import sweep_section
+    from benchmarks.report_kits import sweep_section
     from nnocc.io.images import ImageGeometry, write_segmentation
 
     geometry = ImageGeometry([20, 30, 30], [5.0, 0.8, 0.8], [0.0, 0.0, 0.0], [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0])
@@ -172,18 +172,18 @@ def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
 
 
 def test_kits_sized_section_states_the_conditions_of_its_run(monkeypatch):
-    from benchmarks import report_curves
+    from benchmarks import report_kits
 
     mise = {"command": {"seconds": 50.0, "peak_rss_mb": 900.0},
             "cases": {"c1": {"query_fraction": 0.18, "output_shape": [97, 512, 512]}}}
     run = {"date": "2026-12-05", "machine": {"processor": "x86_64", "cores": 2}, "commands": ["python -m x"],
            "notes": "whole scans, out of the models' training domain", "cases": {"c1": {"nnocc_mise": mise}}}
-    monkeypatch.setattr(report_curves, "_load", lambda name: run if name == report_curves.KITS_INFERENCE_FILE else None)
-    lines = report_curves.kits_inference_section()
+    monkeypatch.setattr(report_kits, "load_result", lambda name: run if name == report_kits.KITS_INFERENCE_FILE else None)
+    lines = report_kits.kits_inference_section()
     assert "Conditions: whole scans, out of the models' training domain" in lines
     assert lines.index("Conditions: whole scans, out of the models' training domain") < lines.index("| goal | measured | met |")
     run.pop("notes")
-    assert not any(line.startswith("Conditions:") for line in report_curves.kits_inference_section())
+    assert not any(line.startswith("Conditions:") for line in report_kits.kits_inference_section())
 
 
 def test_mise_on_an_oracle_field_of_kits_like_anatomy_matches_dense_with_fewer_queries(tmp_path):
