@@ -15,6 +15,13 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+def add_low_memory(p: argparse.ArgumentParser) -> None:
+    """For the commands that own a predicting process (nnocc_predict, the challenge container)."""
+    p.add_argument("--low_memory", action="store_true",
+                   help="give every block of 1 MB or more its own mapping, returned to the system when freed (glibc): "
+                        "measured, 0.72x the peak memory for 1.8x the time")
+
+
 def default_processes() -> int:
     return max(1, min(8, (os.cpu_count() or 2)))
 

@@ -61,9 +61,7 @@ def add_inference(p):
                    help="which children of an active MISE cell are refined further: changing (the default: those "
                         "whose own corners disagree or are unsure, as in Occupancy Networks) or all (the whole "
                         "cell down to the voxel: more queries for the same agreement with dense, as measured)")
-    p.add_argument("--low_memory", action="store_true",
-                   help="give every block of 1 MB or more its own mapping, returned to the system when freed (glibc): "
-                        "measured, 0.72x the peak memory for 1.8x the time")
+    common.add_low_memory(p)
     p.add_argument("--uncertainty_margin", type=float, default=None,
                    help="MISE also refines cells whose decision is within this margin of changing (default: the "
                         "plan's); smaller is faster on an unsure model and trusts its corners more")

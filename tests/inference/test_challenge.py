@@ -24,3 +24,15 @@ def test_reads_input_tree_writes_mha_with_same_geometry(trained_folders, tmp_pat
     labels, out_geometry = read_image(tmp_path / "output" / "images" / "kidney-tumor-and-cyst" / "3b0f2a1c-uuid.mha")
     assert labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1, 2, 3}
     assert out_geometry.differences(geometry, tolerance=1e-6) == []
+
+
+def test_low_memory_reaches_the_allocator_only_when_asked(monkeypatch, tmp_path):
+    asked = []
+    monkeypatch.setattr(challenge_predict, "prepare_allocator_for_prediction", lambda low: asked.append(low) or low)
+    monkeypatch.setattr(challenge_predict, "predict_challenge", lambda *a: [])
+    for extra in ([], ["--low_memory"]):
+        with pytest.raises(SystemExit) as info:
+            challenge_predict.main(["--input_root", str(tmp_path), "--output_root", str(tmp_path), "-m", str(tmp_path)]
+                                   + extra)
+        assert info.value.code == 0
+    assert asked == [False, True]
