@@ -59,6 +59,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--rescore", action="store_true",
                    help="score the kept checkpoints of tools already in --out again with the code as it is now "
                         "(after a change to inference), training and its figures untouched")
+    p.add_argument("--resume", action="store_true",
+                   help="score nnocc configurations whose training finished in --work but whose scoring was cut off "
+                        "(a session's end), without training them again")
     p.add_argument("--prepare-only", action="store_true",
                    help="make the dataset and plan for the tools in --work, train nothing and leave --out as it is "
                         "(for a session too short for the budget; the run that trains plans again and times it)")
@@ -120,6 +123,35 @@ def run_tool(tool: Tool, ws: Workspace, marks: List[float]) -> Dict:
         figures["curve"].append(score_checkpoint(tool, ws, minutes))
     figures["inference_cost"] = inference_cost(tool, ws, tool_key(tool))
     return figures
+
+
+def finished_training(tool: Tool, marks: List[float]) -> bool:
+    fold = tool.model_folder() / "fold_0"
+    return isinstance(tool, NnoccTool) and (fold / "checkpoint_final.pth").is_file() and \
+        all((fold / f"checkpoint_at_{m:g}min.pth").is_file() for m in marks)
+
+
+def resume_tool(tool: NnoccTool, ws: Workspace, marks: List[float]) -> Dict:
+    """The figures of a configuration trained in an earlier, cut-off run.  The training command's own
+    wall time and peak went with that run; the training process's peak kept in the checkpoint stands
+    in for the peak, and ``peak_rss_source`` says so."""
+    logger.info("%s: trained already; score the checkpoints at %s", tool_key(tool), marks)
+    inside = tool.training_figures()
+    train = inside | {"peak_rss_mb": inside["peak_memory_mb_in_process"],
+                      "peak_rss_source": "the training process, from its checkpoint (scoring resumed in a later run)"}
+    written = (tool.model_folder() / "fold_0" / "checkpoint_final.pth").stat().st_mtime
+    figures = {"train": train, "curve": [score_checkpoint(tool, ws, minutes) for minutes in marks],
+               "inference_cost": inference_cost(tool, ws, tool_key(tool)), "resumed": datetime.date.today().isoformat(),
+               "date": datetime.date.fromtimestamp(written).isoformat()}
+    # the processor that trained is known only when this machine has run since before the training ended
+    return figures | ({"machine": machine()} if written > boot_time() else {"scoring_machine": machine()})
+
+
+def boot_time() -> float:
+    """When this machine started (Linux; elsewhere "now", so that nothing counts as trained here)."""
+    stat = Path("/proc/stat")
+    lines = stat.read_text().splitlines() if stat.is_file() else []
+    return next((float(line.split()[1]) for line in lines if line.startswith("btime ")), datetime.datetime.now().timestamp())
 
 
 def rescore_tool(tool: Tool, ws: Workspace, figures: Dict) -> Dict:
@@ -216,6 +248,11 @@ def main(argv=None) -> Path:
     if not args.redo and set(keys) & set(run["tools"]):
         logger.info("already in %s, not trained again: %s", args.out, sorted(set(keys) & set(run["tools"])))
     to_train = [make_tool(k, ws, args, venv) for k in keys if k not in run["tools"] or args.redo]
+    if args.resume:
+        for tool in [t for t in to_train if finished_training(t, marks)]:
+            run["tools"][tool_key(tool)] = resume_tool(tool, ws, marks)
+            save_json(results, args.out)
+            to_train.remove(tool)
     if args.redo:
         forget_plans(run, to_train)
     plan_where_needed(run, to_train)

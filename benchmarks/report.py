@@ -207,23 +207,8 @@ def _targets_line(results: Dict) -> str:
     return f"- Both tools planned for the same memory target, {ours:g} GB (`--memory-target`)."
 
 
-def write_readme(results: Dict, path: Path) -> None:
-    # imported here: those sections use this module's helpers
-    from benchmarks.report_configurations import configurations_section, sconet_section, swipe_section
-    from benchmarks.report_curves import second_edition
-    from benchmarks.report_shapes import pipeline_section, reconstruction_section
-
-    images = plots(results, HERE)
-    n, u = results["nnocc"], results.get("nnunet")
-    lines = ["## First edition: generated phantom, nnocc planned for 1 GB against nnU-Net's default", "",
-             f"Latest run: `{'` then `'.join(results.get('commands', [results['command']]))}` on {results['date']} "
-             f"({results['machine'].get('gpu') or results['machine']['processor']}, {results['machine']['cores']} cores, "
-             f"device {results['device']}); raw figures in `{path.relative_to(HERE.parent)}`.", "",
-             "Rerun: `python -m benchmarks.run --budget-minutes 30 --nnunet-venv ~/nnunet` (see `run.py` for options).", ""]
-    lines += ["## Goals", "", "| goal | value (nnocc / nnU-Net ratio, or difference) | met |", "|---|---|---|"]
-    lines += [f"| {g['goal']} | {_fmt(g['value'], 6 if 'agreement' in g['goal'] else 3)} | {_fmt(g['met'])} |"
-              for g in results["goals"]]
-    lines += ["", "## Side by side", "", "| stage | figure | nnocc | nnU-Net | ratio |", "|---|---|---|---|---|"]
+def _side_by_side(n: Dict, u: Optional[Dict]) -> List[str]:
+    lines = ["## Side by side", "", "| stage | figure | nnocc | nnU-Net | ratio |", "|---|---|---|---|---|"]
     for stage, figure, key in (("plan and preprocess", "seconds", "seconds"), ("plan and preprocess", "peak RSS (MB)", "peak_rss_mb"),
                                ("train fold 0", "seconds per iteration", "seconds_per_iteration"),
                                ("train fold 0", "iterations in budget", "iterations"),
@@ -232,19 +217,27 @@ def write_readme(results: Dict, path: Path) -> None:
         section = {"plan and preprocess": "plan_and_preprocess", "train fold 0": "train", "predict": "predict"}[stage]
         a, b = _get(n, section, key), _get(u or {}, section, key)
         lines.append(f"| {stage} | {figure} | {_fmt(a, 2)} | {_fmt(b, 2)} | {_fmt(_ratio(a, b), 2)} |")
-    lines += ["", "## Accuracy on the held-back cases", "",
-              "| structure | nnocc Dice | nnU-Net Dice | nnocc SD@1mm | nnU-Net SD@1mm | nnocc SD@3mm | nnU-Net SD@3mm | nnocc HD95 | nnU-Net HD95 |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    return lines
+
+
+def _accuracy(n: Dict, u: Optional[Dict]) -> List[str]:
+    lines = ["## Accuracy on the held-back cases", "",
+             "| structure | nnocc Dice | nnU-Net Dice | nnocc SD@1mm | nnU-Net SD@1mm | nnocc SD@3mm | nnU-Net SD@3mm | nnocc HD95 | nnU-Net HD95 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for cls, values in n["evaluation"].items():
         theirs = _get(u or {}, "evaluation", cls) or {}
         lines.append(f"| {cls} | {_fmt(values['dice'])} | {_fmt(theirs.get('dice'))} | {_fmt(values['surface_dice@1'])} | "
                      f"{_fmt(theirs.get('surface_dice@1'))} | {_fmt(values['surface_dice@3'])} | "
                      f"{_fmt(theirs.get('surface_dice@3'))} | {_fmt(values['hd95'], 1)} | {_fmt(theirs.get('hd95'), 1)} |")
+    return lines
+
+
+def _mise_and_resolution(n: Dict) -> List[str]:
     mise = n.get("mise_vs_dense", {})
-    lines += ["", "## MISE against dense evaluation (nnocc, no TTA)", "",
-              f"Queries {_fmt(_get(mise, 'mise', 'query_fraction'))} of dense, voxel agreement {_fmt(mise.get('voxel_agreement'), 6)}, "
-              f"time {_fmt(_get(mise, 'mise', 'seconds'), 1)} s against {_fmt(_get(mise, 'dense', 'seconds'), 1)} s "
-              f"(whole command, {_fmt(_get(mise, 'mise', 'cases'))} cases).", ""]
+    lines = ["## MISE against dense evaluation (nnocc, no TTA)", "",
+             f"Queries {_fmt(_get(mise, 'mise', 'query_fraction'))} of dense, voxel agreement {_fmt(mise.get('voxel_agreement'), 6)}, "
+             f"time {_fmt(_get(mise, 'mise', 'seconds'), 1)} s against {_fmt(_get(mise, 'dense', 'seconds'), 1)} s "
+             f"(whole command, {_fmt(_get(mise, 'mise', 'cases'))} cases).", ""]
     study = n.get("output_resolution", {})
     if study:
         lines += ["## Inference cost against output resolution (nnocc; nnU-Net predicts only at its target spacing)", "",
@@ -260,30 +253,53 @@ def write_readme(results: Dict, path: Path) -> None:
         lines += ["", "## Training memory against patch size (nnocc)", "", "| patch | measured MB | planner estimate MB |",
                   "|---|---|---|"]
         lines += [f"| {r['patch_size']} | {_fmt(r['measured_mb'], 0)} | {_fmt(r['estimated_mb'], 0)} |" for r in rows]
-    lines += [""] + [f"![{i}]({i})" for i in images]
-    lines = [line.replace("## ", "### ", 1) if line.startswith("## ") and i else line for i, line in enumerate(lines)]
-    lines = second_edition() + lines
-    lines += configurations_section()
-    lines += sconet_section()
-    lines += swipe_section()
-    lines += reconstruction_section()
-    lines += pipeline_section()
-    lines += memory_model_section()
-    lines += stitching_section()
-    lines += ["", "## How the comparison is made", "",
-              "- Both tools run as their users run them, in separate environments, on the same generated dataset "
-              "and machine, one after the other; wall time and the peak resident memory of each command's largest "
-              "process are measured around the whole command (`measure.py`).",
-              _targets_line(results),
-              "- Training budget: nnocc's `--budget_minutes` (the poly learning rate runs on the budget's clock); nnU-Net "
-              "through `nnunet_runner.py`, its standard trainer with 25-iteration epochs that stops at the budget, the "
-              "same time-driven learning rate, under the standard trainer's name so `nnUNetv2_predict` loads it as usual.",
-              "- Prediction: both with test-time mirroring, fold 0, one process for preprocessing and one for export.",
-              "- Evaluation: `nnocc_evaluate_folder` for both, against the same references (SD = Surface Dice).",
-              "- nnU-Net's environment, kept on the CPU build of torch: `python3 -m venv ~/nnunet && ~/nnunet/bin/pip "
-              "install torch==2.13.0 && printf 'torch==2.13.0\\ndynamic-network-architectures<0.4\\n' > pins.txt && "
-              "~/nnunet/bin/pip install nnunetv2 -c pins.txt` (this gives nnunetv2 2.6.0; an unpinned install pulls "
-              "dynamic-network-architectures 0.4, timm, torchvision and a CUDA torch of several GB). The real label "
-              "maps: `git clone https://github.com/neheller/kits23` (only `dataset/case_*/segmentation.nii.gz` is "
-              "read, case_00000-case_00299).", ""]
+    return lines
+
+
+def first_edition(results: Dict, path: Path) -> List[str]:
+    """The generated-phantom study, its headings one level down from the second edition's."""
+    n, u = results["nnocc"], results.get("nnunet")
+    lines = ["## First edition: generated phantom, nnocc planned for 1 GB against nnU-Net's default", "",
+             f"Latest run: `{'` then `'.join(results.get('commands', [results['command']]))}` on {results['date']} "
+             f"({results['machine'].get('gpu') or results['machine']['processor']}, {results['machine']['cores']} cores, "
+             f"device {results['device']}); raw figures in `{path.relative_to(HERE.parent)}`.", "",
+             "Rerun: `python -m benchmarks.run --budget-minutes 30 --nnunet-venv ~/nnunet` (see `run.py` for options).", ""]
+    lines += ["## Goals", "", "| goal | value (nnocc / nnU-Net ratio, or difference) | met |", "|---|---|---|"]
+    lines += [f"| {g['goal']} | {_fmt(g['value'], 6 if 'agreement' in g['goal'] else 3)} | {_fmt(g['met'])} |"
+              for g in results["goals"]]
+    lines += ["", *_side_by_side(n, u), "", *_accuracy(n, u), "", *_mise_and_resolution(n)]
+    lines += [""] + [f"![{i}]({i})" for i in plots(results, HERE)]
+    return [line.replace("## ", "### ", 1) if line.startswith("## ") and i else line for i, line in enumerate(lines)]
+
+
+def _method_lines(results: Dict) -> List[str]:
+    return ["", "## How the comparison is made", "",
+            "- Both tools run as their users run them, in separate environments, on the same generated dataset "
+            "and machine, one after the other; wall time and the peak resident memory of each command's largest "
+            "process are measured around the whole command (`measure.py`).",
+            _targets_line(results),
+            "- Training budget: nnocc's `--budget_minutes` (the poly learning rate runs on the budget's clock); nnU-Net "
+            "through `nnunet_runner.py`, its standard trainer with 25-iteration epochs that stops at the budget, the "
+            "same time-driven learning rate, under the standard trainer's name so `nnUNetv2_predict` loads it as usual.",
+            "- Prediction: both with test-time mirroring, fold 0, one process for preprocessing and one for export.",
+            "- Evaluation: `nnocc_evaluate_folder` for both, against the same references (SD = Surface Dice).",
+            "- nnU-Net's environment, kept on the CPU build of torch: `python3 -m venv ~/nnunet && ~/nnunet/bin/pip "
+            "install torch==2.13.0 && printf 'torch==2.13.0\\ndynamic-network-architectures<0.4\\n' > pins.txt && "
+            "~/nnunet/bin/pip install nnunetv2 -c pins.txt` (this gives nnunetv2 2.6.0; an unpinned install pulls "
+            "dynamic-network-architectures 0.4, timm, torchvision and a CUDA torch of several GB). The real label "
+            "maps: `git clone https://github.com/neheller/kits23` (only `dataset/case_*/segmentation.nii.gz` is "
+            "read, case_00000-case_00299).", ""]
+
+
+def write_readme(results: Dict, path: Path) -> None:
+    # imported here: those sections use this module's helpers
+    from benchmarks.report_configurations import configurations_section, sconet_section, swipe_section
+    from benchmarks.report_curves import second_edition
+    from benchmarks.report_shapes import pipeline_section, reconstruction_section
+
+    lines = second_edition() + first_edition(results, path)
+    for section in (configurations_section, sconet_section, swipe_section, reconstruction_section, pipeline_section,
+                    memory_model_section, stitching_section):
+        lines += section()
+    lines += _method_lines(results)
     (HERE / "readme.md").write_text("\n".join(lines))

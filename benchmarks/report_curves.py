@@ -57,7 +57,7 @@ def _end_of_budget_figures(tool: str, figures: Dict, run: Dict) -> Dict[str, str
               "parameters (M)": _fmt(cost["parameters"] / 1e6 if "parameters" in cost else None, 2),
               "inference GFLOPs per case": _fmt(cost.get("gflops"), 0),
               "plan and preprocess (s, whole tool)": _fmt(plan.get("seconds"), 0),
-              "training peak RSS (MB)": _fmt(train.get("peak_rss_mb"), 0),
+              "training peak RSS (MB)": _fmt(train.get("peak_rss_mb"), 0) + (" (process)" if "peak_rss_source" in train else ""),
               "seconds per iteration": _fmt(train.get("seconds_per_iteration"), 2),
               "iterations in the budget": _fmt(train.get("iterations"), 0),
               "inference seconds per case": _fmt(_get(last, "predict", "seconds_per_case"), 1),

@@ -95,6 +95,18 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     rerun = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
     assert rerun["tools"]["3d_occ"]["curve"] == curve and len(rerun["commands"]) == 2
 
+    # a run cut off after training: --resume scores the trained model without training it again
+    results = json.loads((tmp_path / "curves.json").read_text())
+    trained = results["runs"]["1GB"]["tools"].pop("3d_occ")
+    (tmp_path / "curves.json").write_text(json.dumps(results))
+    final = next((tmp_path / "work").glob("1GB/nnocc/results/*/*3d_occ/fold_0/checkpoint_final.pth"))
+    written = final.stat().st_mtime
+    resumed = json.loads(learning_curves.main(args + ["--resume"]).read_text())["runs"]["1GB"]["tools"]["3d_occ"]
+    assert final.stat().st_mtime == written and resumed["train"]["iterations"] == trained["train"]["iterations"]
+    assert resumed["train"]["peak_rss_mb"] == trained["train"]["peak_memory_mb_in_process"]
+    assert "peak_rss_source" in resumed["train"]
+    assert [p["minutes"] for p in resumed["curve"]] == [0.02, 0.1] and resumed["machine"] == trained["machine"]
+
 
 def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budget_changes():
     from benchmarks import learning_curves

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from nnocc.architectures.ossnet import PAU, CubeConv, OssNet, _Pade, neighbourhood_offsets, sample_cubes
+from nnocc.architectures import ossnet
+from nnocc.architectures.ossnet import PAU, CubeConv, OssNet, _Pade, neighbourhood_offsets, pade_value, sample_cubes
 
 
 def test_pau_starts_as_a_leaky_relu_and_has_exact_gradients():
@@ -13,6 +14,17 @@ def test_pau_starts_as_a_leaky_relu_and_has_exact_gradients():
               torch.randn(6, dtype=torch.float64, requires_grad=True),
               torch.randn(4, dtype=torch.float64, requires_grad=True))
     assert torch.autograd.gradcheck(_Pade.apply, inputs)
+
+
+def test_pade_value_is_the_rational_function_across_chunk_boundaries(monkeypatch):
+    monkeypatch.setattr(ossnet, "PADE_CHUNK", 7)        # 2 x 3 x 5 x 4 = 120 values: 17 chunks, the last one short
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 4, dtype=torch.float64) * 3
+    a, b = torch.randn(6, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    numerator = sum(a[i] * x ** i for i in range(6))
+    r = sum(b[j] * x ** (j + 1) for j in range(4))
+    torch.testing.assert_close(pade_value(x, a, b), numerator / (1 + r.abs()), rtol=1e-12, atol=1e-12)
+    assert x.shape == pade_value(x, a, b).shape
 
 
 def test_cube_convolution_equals_a_same_padded_conv3d():
