@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from benchmarks.kits_inference import compare_structures
 from benchmarks.run import machine
 from nnocc.dataset_conversion.real_anatomy import KITS_SEGMENTATION, read_oriented_labels
-from nnocc.inference.mise import CHILDREN, Decision, Mise, coarse_steps_for
+from nnocc.inference.mise import CHILDREN, DEFAULT_CHILDREN, Decision, Mise, coarse_steps_for
 from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +62,7 @@ def trilinear_query(probs: torch.Tensor):
 
 
 def one_setting(probs: torch.Tensor, dense: np.ndarray, spacing_zyx, coarse_mm: float, margin: float,
-                children: str = "changing") -> Dict:
+                children: str = DEFAULT_CHILDREN) -> Dict:
     steps = coarse_steps_for(spacing_zyx, coarse_mm)
     mise = Mise(trilinear_query(probs), NUM_LABELS, Decision(regions=False, margin=margin), 262144, children=children)
     began = time.perf_counter()
@@ -75,7 +75,7 @@ def one_setting(probs: torch.Tensor, dense: np.ndarray, spacing_zyx, coarse_mm: 
 
 
 def one_case(path: Path, coarse: List[float], margins: List[float], sigma_mm: float,
-             children: Sequence[str] = ("changing",)) -> Dict:
+             children: Sequence[str] = (DEFAULT_CHILDREN,)) -> Dict:
     case = read_oriented_labels(path)
     labels = sitk.GetArrayFromImage(case.image).astype(np.uint8)
     spacing = list(case.image.GetSpacing())[::-1]
@@ -139,7 +139,7 @@ def main(argv=None) -> Path:
     p.add_argument("--cases", nargs="+", default=["case_00017"])
     p.add_argument("--coarse-mm", type=float, nargs="+", default=[2.84, 6.4])
     p.add_argument("--margins", type=float, nargs="+", default=[0.4, 0.1, 0.0])
-    p.add_argument("--children", nargs="+", default=["changing"], choices=CHILDREN,
+    p.add_argument("--children", nargs="+", default=[DEFAULT_CHILDREN], choices=CHILDREN,
                    help="MISE's rule for the children of an active cell (the first: the goal's)")
     p.add_argument("--sigma-mm", type=float, default=1.0)
     p.add_argument("--out", type=Path, default=HERE / "results" / "mise_oracle_cpu.json")

@@ -63,24 +63,16 @@ def _weighted_sum(weights: Sequence[torch.Tensor], terms: Sequence[torch.Tensor]
     return total
 
 
-def _numerator_and_r(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    powers = _powers(x, 5)
-    return _weighted_sum(list(a), powers), _weighted_sum(list(b), powers[1:])
-
-
 PADE_CHUNK = 2 ** 21              # elements per chunk of the forward pass: 8 MB in float32 stay in the cache
 
 
-def _horner(x: torch.Tensor, coefficients: Sequence[torch.Tensor], constant_term: bool) -> torch.Tensor:
-    """c0 + c1 x + ... (without c0: c1 x + ...) by Horner's rule, in place on one result tensor."""
+def _horner(x: torch.Tensor, coefficients: Sequence[torch.Tensor]) -> torch.Tensor:
+    """c0 + c1 x + c2 x^2 + ... by Horner's rule, in place on one result tensor."""
     total = x * coefficients[-1]
     for c in coefficients[-2:0:-1]:
         total += c
         total *= x
-    if constant_term:
-        return total.add_(coefficients[0])
-    total += coefficients[0]
-    return total.mul_(x)
+    return total.add_(coefficients[0])
 
 
 def pade_value(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -92,8 +84,8 @@ def pade_value(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
     numerator, denominator = list(a), list(b)
     for first in range(0, flat.numel(), PADE_CHUNK):
         part = flat[first:first + PADE_CHUNK]
-        q = _horner(part, denominator, constant_term=False).abs_().add_(1)
-        out[first:first + PADE_CHUNK] = _horner(part, numerator, constant_term=True).div_(q)
+        q = _horner(part, denominator).mul_(part).abs_().add_(1)      # R has no constant term: x (b1 + ... + b4 x^3)
+        out[first:first + PADE_CHUNK] = _horner(part, numerator).div_(q)
     return out.view_as(x)
 
 
@@ -113,7 +105,7 @@ class _Pade(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, a, b = ctx.saved_tensors
         powers = _powers(x, 5)
-        p, r = _numerator_and_r(x, a, b)
+        p, r = _weighted_sum(list(a), powers), _weighted_sum(list(b), powers[1:])
         q = 1 + r.abs()
         sign = torch.sign(r)
         dp = _weighted_sum([i * a[i] for i in range(1, 6)], powers[:5])

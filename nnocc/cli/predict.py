@@ -7,7 +7,7 @@ from nnocc.cli import common
 from nnocc.cli.environment import dataset_paths, prepare_allocator_for_prediction
 from nnocc.inference.batch import predict_folder
 from nnocc.inference.meshes import MESH_FORMATS
-from nnocc.inference.mise import CHILDREN
+from nnocc.inference.mise import CHILDREN, DEFAULT_CHILDREN
 from nnocc.inference.predictor import InferenceSettings, Predictor
 from nnocc.utils.errors import NnoccError
 
@@ -57,7 +57,7 @@ def add_inference(p):
                    help="MISE starts on a lattice this many times coarser than the plan's, and the auxiliary voxel "
                         "head, read on the plan's lattice, marks where the decoder must still look (models with an "
                         "auxiliary head; 1: MISE starts on the plan's lattice)")
-    p.add_argument("--mise_children", choices=CHILDREN, default="changing",
+    p.add_argument("--mise_children", choices=CHILDREN, default=DEFAULT_CHILDREN,
                    help="which children of an active MISE cell are refined further: changing (the default: those "
                         "whose own corners disagree or are unsure, as in Occupancy Networks) or all (the whole "
                         "cell down to the voxel: more queries for the same agreement with dense, as measured)")

@@ -168,6 +168,7 @@ def lattice_size(n: int, step: int) -> int:
 
 
 CHILDREN = ("changing", "all")
+DEFAULT_CHILDREN = "changing"
 
 
 class Mise:
@@ -178,7 +179,7 @@ class Mise:
     model's KiTS-sized scan it asked 1.4x the points for the same agreement with dense)."""
 
     def __init__(self, query: QueryFunction, num_outputs: int, decision: Decision, max_points_per_batch: int = 65536,
-                 device: Optional[torch.device] = None, children: str = "changing"):
+                 device: Optional[torch.device] = None, children: str = DEFAULT_CHILDREN):
         if children not in CHILDREN:
             raise ValueError(f"children must be one of {CHILDREN}, got {children!r}")
         self.query_fn, self.k, self.decision = query, num_outputs, decision

@@ -18,7 +18,7 @@ from nnocc.architectures.base import OccupancyArchitecture
 from nnocc.architectures.registry import build_model
 from nnocc.inference.export import CasePrediction
 from nnocc.inference.field import VolumeField
-from nnocc.inference.mise import Decision
+from nnocc.inference.mise import DEFAULT_CHILDREN, Decision
 from nnocc.inference.output_grid import OutputGrid, output_geometry
 from nnocc.inference.tiling import Tiling
 from nnocc.inference.volume import VolumeSettings, predict_volume
@@ -46,7 +46,7 @@ class InferenceSettings:
     seed_from_aux: Optional[bool] = None      # None: the plan's choice
     aux_hint: bool = True
     hint_factor: float = 1.0                  # MISE starts this many times coarser than the plan's lattice, guarded by the hint
-    mise_children: str = "changing"           # which children of an active MISE cell go on: "changing" or "all"
+    mise_children: str = DEFAULT_CHILDREN     # which children of an active MISE cell go on (mise.CHILDREN)
     refine: bool = True
     dense: bool = False                       # evaluate every output voxel (reference for MISE)
     uncertainty_margin: Optional[float] = None

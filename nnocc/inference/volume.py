@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from nnocc.inference.field import VolumeField
-from nnocc.inference.mise import Decision, Mise, MiseResult, coarse_steps_for, lattice_size
+from nnocc.inference.mise import DEFAULT_CHILDREN, Decision, Mise, MiseResult, coarse_steps_for, lattice_size
 from nnocc.inference.output_grid import OutputGrid
 from nnocc.inference.tiling import ownership_runs
 
@@ -25,7 +25,7 @@ class VolumeSettings:
     seed_from_aux: bool = False
     aux_hint: bool = True                     # refine where the auxiliary head sees a boundary, too
     hint_factor: float = 1.0                  # MISE starts this much coarser; the hint stays at coarse_spacing_mm
-    children: str = "changing"                # which children of an active cell go on (mise.Mise)
+    children: str = DEFAULT_CHILDREN          # which children of an active cell go on (mise.Mise)
     keep_probabilities: bool = False
     refine_codes: Sequence[int] = ()          # decisions that get the centred second pass
     refine_spacing_factor: float = 0.5
