@@ -41,7 +41,7 @@ class InferenceSettings:
     tta: bool = True
     output_spacing: Optional[List[float]] = None
     keep_probabilities: bool = False
-    max_points_per_batch: int = 65536
+    max_points_per_batch: Optional[int] = None   # None: the device's (mise.POINTS_PER_BATCH)
     stitching: Optional[str] = None           # None: the plan's choice
     seed_from_aux: Optional[bool] = None      # None: the plan's choice
     aux_hint: bool = True

@@ -21,7 +21,7 @@ from nnocc.inference.tiling import ownership_runs
 class VolumeSettings:
     coarse_spacing_mm: float
     decision: Decision
-    max_points_per_batch: int = 65536
+    max_points_per_batch: Optional[int] = None   # None: mise.default_points_per_batch(device)
     seed_from_aux: bool = False
     aux_hint: bool = True                     # refine where the auxiliary head sees a boundary, too
     hint_factor: float = 1.0                  # MISE starts this much coarser; the hint stays at coarse_spacing_mm

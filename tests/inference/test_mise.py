@@ -3,7 +3,7 @@ structures kept, and queries a small fraction of dense at a fine output spacing.
 import pytest
 import torch
 
-from nnocc.inference.mise import CHILDREN, Decision, Mise, coarse_steps_for, lattice_size
+from nnocc.inference.mise import CHILDREN, Decision, Mise, coarse_steps_for, default_points_per_batch, lattice_size
 
 SHAPE = (96, 128, 128)
 WIDTH = 0.8  # voxels over which the analytic occupancy goes from 0.27 to 0.73, like a network's
@@ -178,3 +178,20 @@ def test_refining_only_the_changing_children_asks_fewer_points():
     assert queries["changing"] < 0.7 * queries["all"], queries
     with pytest.raises(ValueError, match="children"):
         Mise(scene, 3, decision, children="some")
+
+
+def test_points_per_batch_bounds_every_call_and_follows_the_device():
+    """The decoder is never asked more points at once than the batch, the batch does not change the
+    result, and without one the device decides (smaller on a CPU, where it is faster and lighter)."""
+    decision = Decision(regions=False, margin=0.4)
+    sizes = []
+
+    def recording(p):
+        sizes.append(len(p))
+        return scene(p)
+
+    small = Mise(recording, 3, decision, max_points_per_batch=1000).run(SHAPE, (8, 8, 8))
+    assert max(sizes) == 1000 and sum(sizes) == small.queries
+    assert torch.equal(small.codes, Mise(scene, 3, decision).run(SHAPE, (8, 8, 8)).codes)
+    assert Mise(scene, 3, decision).batch == default_points_per_batch(torch.device("cpu")) == 16384
+    assert default_points_per_batch(torch.device("cuda")) > default_points_per_batch(torch.device("cpu"))
