@@ -1,7 +1,7 @@
 """MISE as an algorithm on real anatomy at KiTS23's own resolution, apart from any trained model.
 
     python -m benchmarks.mise_oracle --kits23 PATH [--cases case_00017] [--coarse-mm 2.84 6.4]
-        [--margins 0.4 0.1 0] [--children changing all] [--sigma-mm 1.0] [--out FILE]
+        [--margins 0.4 0.1 0] [--children changing all] [--hint-factors 1 4] [--sigma-mm 1.0] [--out FILE]
 
 The field MISE refines is an "oracle": the case's real KiTS23 label map, one channel per label,
 blurred with a Gaussian of ``--sigma-mm`` and read by trilinear interpolation, so its decisions
@@ -9,7 +9,10 @@ are the real structures with boundaries as smooth as a well-trained network's.  
 decision at every voxel.  Per lattice and margin: the share of dense queries, voxel agreement,
 Dice per label and the components MISE loses.  A trained model adds its own unsure regions and
 specks to refine (``benchmarks.kits_inference`` measures those); this measures what MISE costs when
-the model is right.
+the model is right.  A hint factor above one starts MISE that many times coarser than the given
+lattice, guarded by the oracle read on the given lattice, as nnocc_predict's ``--aux_hint_factor``
+guards it with the auxiliary voxel head (here a perfect one); those reads are counted apart, as
+they are in prediction: a trilinear lookup, not a decoder query.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from torch.nn import functional as F
 from benchmarks.kits_inference import compare_structures
 from benchmarks.run import machine
 from nnocc.dataset_conversion.real_anatomy import KITS_SEGMENTATION, read_oriented_labels
-from nnocc.inference.mise import CHILDREN, DEFAULT_CHILDREN, Decision, Mise, coarse_steps_for
+from nnocc.inference.mise import CHILDREN, DEFAULT_CHILDREN, Decision, Mise, coarse_steps_for, lattice_size
 from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
@@ -61,27 +64,41 @@ def trilinear_query(probs: torch.Tensor):
     return query
 
 
+def on_lattice(query, shape: Sequence[int], steps: Sequence[int]) -> torch.Tensor:
+    """(K, *lattice) answers at the lattice points (index times step), as MISE's hint wants them."""
+    sizes = [lattice_size(n, step) for n, step in zip(shape, steps)]
+    axes = [torch.arange(m, dtype=torch.float32) * step for m, step in zip(sizes, steps)]
+    points = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    return query(points).T.reshape(-1, *sizes)
+
+
 def one_setting(probs: torch.Tensor, dense: np.ndarray, spacing_zyx, coarse_mm: float, margin: float,
-                children: str = DEFAULT_CHILDREN) -> Dict:
-    steps = coarse_steps_for(spacing_zyx, coarse_mm)
-    mise = Mise(trilinear_query(probs), NUM_LABELS, Decision(regions=False, margin=margin), 262144, children=children)
+                children: str = DEFAULT_CHILDREN, hint_factor: float = 1.0) -> Dict:
+    query, hint_steps = trilinear_query(probs), coarse_steps_for(spacing_zyx, coarse_mm)
+    steps, hint = hint_steps, None
+    if hint_factor > 1:
+        steps = coarse_steps_for(spacing_zyx, coarse_mm * hint_factor)
+        hint = on_lattice(query, dense.shape, hint_steps)
+    mise = Mise(query, NUM_LABELS, Decision(regions=False, margin=margin), 262144, children=children)
     began = time.perf_counter()
-    result = mise.run(list(dense.shape), steps)
+    result = mise.run(list(dense.shape), steps, hint=hint, hint_steps=hint_steps if hint is not None else None)
     codes = result.codes.numpy()
-    return {"coarse_mm": coarse_mm, "margin": margin, "children": children, "steps": steps,
-            "seconds": time.perf_counter() - began,
+    return {"coarse_mm": coarse_mm, "margin": margin, "children": children, "hint_factor": hint_factor,
+            "steps": steps, "seconds": time.perf_counter() - began,
             "query_share": result.queries / dense.size, "lattice_share": 1 / float(np.prod(steps)),
+            "hint_share": 0.0 if hint is None else hint[0].numel() / dense.size,
             "agreement": float((codes == dense).mean())} | compare_structures(codes, dense)
 
 
 def one_case(path: Path, coarse: List[float], margins: List[float], sigma_mm: float,
-             children: Sequence[str] = (DEFAULT_CHILDREN,)) -> Dict:
+             children: Sequence[str] = (DEFAULT_CHILDREN,), hint_factors: Sequence[float] = (1.0,)) -> Dict:
     case = read_oriented_labels(path)
     labels = sitk.GetArrayFromImage(case.image).astype(np.uint8)
     spacing = list(case.image.GetSpacing())[::-1]
     probs = oracle_probabilities(labels, spacing, sigma_mm)
     dense = probs.argmax(0).numpy().astype(np.uint8)
-    runs = [one_setting(probs, dense, spacing, mm, margin, rule) for rule in children for mm in coarse for margin in margins]
+    runs = [one_setting(probs, dense, spacing, mm, margin, rule, factor)
+            for factor in hint_factors for rule in children for mm in coarse for margin in margins]
     return {"shape": list(labels.shape), "spacing_mm": spacing, "runs": runs}
 
 
@@ -93,23 +110,25 @@ def oracle_section(data: Optional[Dict]) -> List[str]:
              f"map itself, one channel per label blurred with a {data['sigma_mm']:g} mm Gaussian and read by trilinear "
              "interpolation, at the scan's own resolution; dense is its decision at every voxel. This is MISE when "
              "the model is right; a trained model's own unsure regions and specks come on top (table above).", "",
-             "| case | coarse lattice mm | steps (z y x) | margin | children | lattice share | query share | "
-             "voxel agreement | Dice per label | components missed (largest, voxels) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| case | coarse lattice mm | hint factor | steps (z y x) | margin | children | lattice share | query share | "
+             "hint lookups | voxel agreement | Dice per label | components missed (largest, voxels) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for case, figures in data["cases"].items():
         for run in figures["runs"]:
             dice = ", ".join(f"{label}: {value:.5f}" for label, value in sorted(run["dice_against_dense"].items()))
-            lines.append(f"| {case} {figures['shape']} | {run['coarse_mm']:g} | {run['steps']} | {run['margin']:g} | "
-                         f"{run.get('children', 'all')} | "
-                         f"{run['lattice_share']:.4f} | {run['query_share']:.4f} | {run['agreement']:.6f} | {dice} | "
+            lines.append(f"| {case} {figures['shape']} | {run['coarse_mm']:g} | {run.get('hint_factor', 1):g} | "
+                         f"{run['steps']} | {run['margin']:g} | {run.get('children', 'all')} | "
+                         f"{run['lattice_share']:.4f} | {run['query_share']:.4f} | {run.get('hint_share', 0):.4f} | "
+                         f"{run['agreement']:.6f} | {dice} | "
                          f"{run['components_missed']} of {run['dense_components']} ({run['largest_missed_voxels']}) |")
     lines += ["", "| goal | measured | met |", "|---|---|---|"]
     lines += [f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else 'no'} |" for g in oracle_goals(data)]
     for case, figures in data["cases"].items():
         cheapest = min(_safe(figures["runs"]), key=lambda r: r["query_share"], default=None)
         if cheapest:
-            lines.append(f"\n{case}: the cheapest setting that lost nothing here was {cheapest['coarse_mm']:g} mm, margin "
-                         f"{cheapest['margin']:g}, children {cheapest.get('children', 'all')}: "
+            lines.append(f"\n{case}: the cheapest setting that lost nothing here was {cheapest['coarse_mm']:g} mm, hint "
+                         f"factor {cheapest.get('hint_factor', 1):g}, margin {cheapest['margin']:g}, children "
+                         f"{cheapest.get('children', 'all')}: "
                          f"{100 * cheapest['query_share']:.2f} % of dense queries. That says what "
                          "one scan allows, not what is safe: whether a lattice coarser than a structure finds it "
                          "depends on where the lattice points fall.")
@@ -141,6 +160,9 @@ def main(argv=None) -> Path:
     p.add_argument("--margins", type=float, nargs="+", default=[0.4, 0.1, 0.0])
     p.add_argument("--children", nargs="+", default=[DEFAULT_CHILDREN], choices=CHILDREN,
                    help="MISE's rule for the children of an active cell (the first: the goal's)")
+    p.add_argument("--hint-factors", type=float, nargs="+", default=[1.0],
+                   help="MISE starts this many times coarser than each lattice, guarded by the oracle read on it "
+                        "(the first: the goal's)")
     p.add_argument("--sigma-mm", type=float, default=1.0)
     p.add_argument("--out", type=Path, default=HERE / "results" / "mise_oracle_cpu.json")
     args = p.parse_args(argv)
@@ -148,7 +170,7 @@ def main(argv=None) -> Path:
                "command": f"python -m benchmarks.mise_oracle {' '.join(sys.argv[1:] or argv or [])}", "cases": {}}
     for name in args.cases:
         results["cases"][name] = one_case(args.kits23 / "dataset" / name / KITS_SEGMENTATION, args.coarse_mm,
-                                          args.margins, args.sigma_mm, args.children)
+                                          args.margins, args.sigma_mm, args.children, args.hint_factors)
         save_json(results, args.out)       # each case as soon as it is done
     return args.out
 

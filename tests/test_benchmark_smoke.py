@@ -223,8 +223,28 @@ def test_mise_on_an_oracle_field_of_kits_like_anatomy_matches_dense_with_fewer_q
         assert changing["query_share"] <= every["query_share"]
     assert runs[6]["query_share"] < runs[2]["query_share"]    # two levels and more: the rules differ
     table = "\n".join(mise_oracle.oracle_section(json.loads(out.read_text())))
-    assert "| case_00000 [40, 96, 96] | 13 | [2, 4, 4] | 0 | all | 0.0312 |" in table
-    assert "case_00000: the cheapest setting that lost nothing here was 13 mm, margin 0, children changing" in table
+    assert "| case_00000 [40, 96, 96] | 13 | 1 | [2, 4, 4] | 0 | all | 0.0312 |" in table
+    assert ("case_00000: the cheapest setting that lost nothing here was 13 mm, hint factor 1, margin 0, "
+            "children changing") in table
+
+
+def test_mise_on_an_oracle_field_guarded_by_a_finer_hint_asks_less_and_loses_nothing(tmp_path):
+    import SimpleITK as sitk
+
+    from benchmarks import mise_oracle
+    from tests.dataset_conversion.test_real_anatomy import kits_like_labels
+
+    folder = tmp_path / "kits23" / "dataset" / "case_00000"
+    folder.mkdir(parents=True)
+    sitk.WriteImage(kits_like_labels(0), str(folder / "segmentation.nii.gz"))
+    out = mise_oracle.main(["--kits23", str(tmp_path / "kits23"), "--cases", "case_00000", "--coarse-mm", "7",
+                            "--margins", "0.4", "--hint-factors", "1", "2", "--sigma-mm", "2", "--out", str(tmp_path / "o.json")])
+    plain, guarded = json.loads(out.read_text())["cases"]["case_00000"]["runs"]
+    assert (plain["hint_factor"], plain["steps"], plain["hint_share"]) == (1, [1, 2, 2], 0)
+    assert (guarded["hint_factor"], guarded["steps"]) == (2, [2, 4, 4])
+    assert guarded["hint_share"] == pytest.approx(plain["lattice_share"], rel=0.1)    # read on the plain lattice
+    assert guarded["query_share"] < plain["query_share"]
+    assert guarded["components_missed"] == 0 and guarded["agreement"] > 0.999
 
 
 def test_shape_table_shows_the_largest_component_beside_the_raw_reconstruction():
