@@ -260,12 +260,23 @@ def main(argv=None) -> Path:
         run["tools"][tool_key(tool)] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat(),
                                                                     "machine": machine()}   # tools run in different sessions
         save_json(results, args.out)
-    # find_best reads the trained models, so it chooses among those this workspace still holds
-    trained = [k for k in run["tools"] if k != "nnunet" and (make_tool(k, ws, args, venv).model_folder() / "fold_0").is_dir()]
-    if trained and run.get("find_best", {}).get("among") != trained:
-        run["find_best"] = find_best(ws, trained) | {"among": trained}
+    update_find_best(run, ws, [k for k in run["tools"] if k != "nnunet"
+                               and (make_tool(k, ws, args, venv).model_folder() / "fold_0").is_dir()])
     save_json(results, args.out)
     return args.out
+
+
+def update_find_best(run: Dict, ws: Workspace, trained: List[str]) -> None:
+    """find_best reads the trained models, so it can choose only among those this workspace still holds; a
+    workspace that lost some (a new machine) keeps the earlier, wider choice and notes which it could not redo."""
+    earlier = run.get("find_best", {}).get("among", [])
+    if not trained or trained == earlier:
+        return
+    if not set(earlier) <= set(trained):
+        logger.info("find_best: the workspace holds %s only, not %s; the earlier choice stays", trained, earlier)
+        run["find_best"]["not_rechosen_with"] = sorted(set(trained) - set(earlier))
+        return
+    run["find_best"] = find_best(ws, trained) | {"among": trained}
 
 
 if __name__ == "__main__":

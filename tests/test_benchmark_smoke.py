@@ -138,6 +138,22 @@ def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budg
     assert learning_curves.target_run(results, 8, 60.0) is results["runs"]["8GB"]
 
 
+def test_find_best_keeps_a_wider_earlier_choice_when_the_workspace_lost_models(monkeypatch):
+    from benchmarks import learning_curves
+
+    asked = []
+    monkeypatch.setattr(learning_curves, "find_best", lambda ws, among: asked.append(among) or {"best": among[-1]})
+    run = {}
+    learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet"])
+    assert run["find_best"] == {"best": "3d_ossnet", "among": ["3d_occ", "3d_ossnet"]}
+    learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet"])        # nothing new: not asked again
+    learning_curves.update_find_best(run, None, ["3d_swipe", "3d_sconet"])      # a new machine lost the others
+    assert run["find_best"]["best"] == "3d_ossnet" and run["find_best"]["not_rechosen_with"] == ["3d_sconet", "3d_swipe"]
+    learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet", "3d_sconet"])     # a wider choice: asked
+    assert asked == [["3d_occ", "3d_ossnet"], ["3d_occ", "3d_ossnet", "3d_sconet"]]
+    assert run["find_best"] == {"best": "3d_sconet", "among": ["3d_occ", "3d_ossnet", "3d_sconet"]}
+
+
 def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
     """Voxel agreement hides a lost speck; the sweep table must not."""
     import numpy as np
@@ -245,6 +261,9 @@ def test_mise_on_an_oracle_field_guarded_by_a_finer_hint_asks_less_and_loses_not
     assert guarded["hint_share"] == pytest.approx(plain["lattice_share"], rel=0.1)    # read on the plain lattice
     assert guarded["query_share"] < plain["query_share"]
     assert guarded["components_missed"] == 0 and guarded["agreement"] > 0.999
+    goals = mise_oracle.oracle_goals(json.loads(out.read_text()))      # one row per factor, the unguarded one first
+    assert ["hint factor" in g["goal"] for g in goals] == [False, True]
+    assert "hint lookups" in goals[1]["value"] and "hint lookups" not in goals[0]["value"]
 
 
 def test_shape_table_shows_the_largest_component_beside_the_raw_reconstruction():
