@@ -270,7 +270,7 @@ def update_find_best(run: Dict, ws: Workspace, trained: List[str]) -> None:
     """find_best reads the trained models, so it can choose only among those this workspace still holds; a
     workspace that lost some (a new machine) keeps the earlier, wider choice and notes which it could not redo."""
     earlier = run.get("find_best", {}).get("among", [])
-    if not trained or trained == earlier:
+    if not trained or set(trained) == set(earlier):        # the order of the tools run is no new choice
         return
     if not set(earlier) <= set(trained):
         logger.info("find_best: the workspace holds %s only, not %s; the earlier choice stays", trained, earlier)

@@ -147,6 +147,7 @@ def test_find_best_keeps_a_wider_earlier_choice_when_the_workspace_lost_models(m
     learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet"])
     assert run["find_best"] == {"best": "3d_ossnet", "among": ["3d_occ", "3d_ossnet"]}
     learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet"])        # nothing new: not asked again
+    learning_curves.update_find_best(run, None, ["3d_ossnet", "3d_occ"])        # nor in another order
     learning_curves.update_find_best(run, None, ["3d_swipe", "3d_sconet"])      # a new machine lost the others
     assert run["find_best"]["best"] == "3d_ossnet" and run["find_best"]["not_rechosen_with"] == ["3d_sconet", "3d_swipe"]
     learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet", "3d_sconet"])     # a wider choice: asked
