@@ -9,6 +9,14 @@ has plain and residual encoders only), so they are written here.
 
 Strides are per stage and per axis (nnU-Net's rule for thick slices), the stem's first convolution
 and its max-pooling taking the first two.
+
+Normalisation is batch norm, as Res2Net and SwIPE have it; ``use_group_norm`` swaps it for group norm
+(four channels per group).  Batch norm over nnocc's batches of two to four 3D patches learns on
+batch statistics that its running averages do not reproduce at inference: a 3d_swipe model trained
+for 60 CPU minutes on real KiTS23 shapes scored kidney 0.39 (pseudo Dice on validation points) with
+its encoder in eval mode and 0.55 on the same points with the encoder on batch statistics.  Group
+norm is the same in training and inference, whatever the batch, and unlike instance norm it stays
+defined on the one-voxel maps of a small patch's last stage.
 """
 from __future__ import annotations
 
@@ -31,6 +39,21 @@ def conv_norm_relu(in_channels: int, out_channels: int, kernel=3, stride=1, padd
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def norm_groups(channels: int, channels_per_group: int = 4) -> int:
+    """The most groups of at least ``channels_per_group`` channels that divide ``channels`` (at least one)."""
+    return max([g for g in range(1, channels // channels_per_group + 1) if channels % g == 0], default=1)
+
+
+def use_group_norm(module: nn.Module) -> nn.Module:
+    """Every BatchNorm3d under ``module`` replaced by a GroupNorm of as many channels (norm_groups)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm3d):
+            setattr(module, name, nn.GroupNorm(norm_groups(child.num_features), child.num_features))
+        else:
+            use_group_norm(child)
+    return module
 
 
 class Res2NetBlock(nn.Module):

@@ -21,9 +21,16 @@ image embedding z^I.  A point is decoded from the embedding of the cell it lies 
 * ``embedding_l2``: the mean square of z^P and z^I, the paper's small regulariser.
 
 Where nnocc differs from the paper: the paper writes ||z||^2; nnocc takes the mean square (the
-weight then does not depend on d or the grid's size).  The linear layers that read z^P and z^I are
-applied once per cell and case at encoding, not per point (the same numbers: a linear map of a
-concatenation is the sum of its parts' maps), so decoding costs 256-wide layers per point only.
+weight then does not depend on d or the grid's size).  New plans normalise the encoder with group norm,
+not batch norm (``encoder_norm``; res2net.py says why).  A training step decodes the points from their
+own cells and from their overreach cells in one batch of D^P: its batch norm then trains on the
+statistics that its running averages keep for inference, where a point is decoded from its own cell
+and its neighbours alike.  Decoded in two batches, each was normalised by its own statistics while
+the running averages mixed them, and eval mode lost a third of the kidney's pseudo Dice.
+
+The linear layers that read z^P and z^I are applied once per cell and case at encoding, not per point
+(the same numbers: a linear map of a concatenation is the sum of its parts' maps), so decoding costs
+256-wide layers per point only.
 """
 from __future__ import annotations
 
@@ -37,9 +44,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nnocc.architectures.base import Encoding, MemoryCalibration, OccupancyArchitecture, Placement, PlanningHints
+from nnocc.architectures.base import Encoding, ForwardOutput, MemoryCalibration, OccupancyArchitecture, Placement, PlanningHints
 from nnocc.architectures.blocks import pooling_strides
-from nnocc.architectures.res2net import Res2NetBackbone, RFBLite, conv_norm_relu
+from nnocc.architectures.res2net import Res2NetBackbone, RFBLite, conv_norm_relu, use_group_norm
 
 PRESETS: Dict[str, Dict[str, Any]] = {
     "tiny": dict(stem_channels=16, stage_channels=[32, 48, 64, 96], blocks_per_stage=[1, 1, 1, 1], neck_channels=32,
@@ -133,7 +140,7 @@ class SwIPE(OccupancyArchitecture):
                  stage_channels: Sequence[int], blocks_per_stage: Sequence[int], neck_channels: int,
                  embedding_dim: int, patch_decoder: Sequence[int], image_decoder: Sequence[int],
                  cell_voxels: int = CELL_VOXELS, connectivity: int = 6, overreach: int = 1, mea: bool = True,
-                 use_image_decoder: bool = True, preset: str = ""):
+                 use_image_decoder: bool = True, encoder_norm: str = "batch", preset: str = ""):
         super().__init__()
         self.in_channels, self.num_outputs = in_channels, num_outputs
         self.strides = [list(s) for s in strides]
@@ -147,6 +154,12 @@ class SwIPE(OccupancyArchitecture):
         self.necks = nn.ModuleList(RFBLite(c, neck_channels) for c in stage_channels)
         self.projections = nn.ModuleList(nn.Conv3d(neck_channels, d, 1) for _ in stage_channels)
         self.attention = EmbeddingAttention(d, len(stage_channels), max(neck_channels // 4, 1)) if mea else None
+        if encoder_norm not in ("batch", "group"):
+            raise ValueError(f"SwIPE encoder_norm must be 'batch' or 'group', got {encoder_norm!r}")
+        if encoder_norm == "group":     # plans made before group norm keep batch norm, the constructor's default
+            for part in (self.backbone, self.necks, self.attention):
+                if part is not None:
+                    use_group_norm(part)
         point_features = 3 + 3 + 6 * len(PE_FREQUENCIES) + 3          # p^I, p^P, sin/cos(p^P), p^S
         self.patch_decoder = PointMLP(point_features, patch_decoder, num_outputs, rejoin=True)
         self.cell_layers = nn.ModuleList(nn.Linear(d, w, bias=False) for w in patch_decoder[:2])
@@ -161,7 +174,7 @@ class SwIPE(OccupancyArchitecture):
         # stem convolution, stem pooling, stages 2-4: nnU-Net's rule keeps thick slices from pooling early
         return dict(in_channels=in_channels, num_outputs=num_outputs, strides=pooling_strides(spacing, 5),
                     cell_voxels=CELL_VOXELS, connectivity=6, overreach=1, mea=True, use_image_decoder=True,
-                    preset=preset, **PRESETS[preset])
+                    encoder_norm="group", preset=preset, **PRESETS[preset])
 
     @classmethod
     def planning_hints(cls) -> PlanningHints:
@@ -260,8 +273,24 @@ class SwIPE(OccupancyArchitecture):
         cells = torch.where(cells < 0, -cells, cells)
         return torch.where(cells >= grid, 2 * (grid - 1) - cells, cells).clamp(min=0)
 
-    def training_terms(self, points: torch.Tensor, encoding: Encoding) -> Dict[str, torch.Tensor]:
-        assert isinstance(encoding, SwipeEncoding)
+    def decode_with_overreach(self, points: torch.Tensor, encoding: SwipeEncoding) -> torch.Tensor:
+        """Logits (B, (1 + overreach) * N, K): the points from their own cells, then from ``overreach``
+        random neighbours each, copy after copy, all in one batch of D^P (its batch norm sees them together)."""
+        own, grid = self.own_cells(points, encoding), self._grid(encoding)
+        cells = [own] + [self.overreach_cells(own, grid) for _ in range(self.overreach)]
+        return self.decode_from_cells(points.repeat(1, len(cells), 1), torch.cat(cells, dim=1), encoding)
+
+    def forward(self, image: torch.Tensor, points: torch.Tensor, placement: Optional[Placement] = None
+                ) -> ForwardOutput:
+        if not (self.training and self.overreach > 0):
+            return super().forward(image, points, placement)
+        encoding = self.encode(image, placement)
+        logits = self.decode_with_overreach(points, encoding)
+        n = points.shape[1]
+        return ForwardOutput(logits[:, :n], None, {**self.regularising_terms(points, encoding), "overreach": logits[:, n:]})
+
+    def regularising_terms(self, points: torch.Tensor, encoding: SwipeEncoding) -> Dict[str, torch.Tensor]:
+        """The embeddings' mean square and, with D^I, the image decoder's logits."""
         b, n, _ = points.shape
         terms = {"embedding_l2": encoding.patch_embeddings.float().pow(2).mean()
                  + encoding.image_embedding.float().pow(2).mean()}
@@ -270,11 +299,13 @@ class SwIPE(OccupancyArchitecture):
             added = encoding.image_term[:, None].expand(-1, n, -1).reshape(b * n, -1)
             terms["image_decoder"] = self.image_decoder((2 * points).reshape(b * n, 3).to(added.dtype),
                                                         [added]).reshape(b, n, -1)
+        return terms
+
+    def training_terms(self, points: torch.Tensor, encoding: Encoding) -> Dict[str, torch.Tensor]:
+        assert isinstance(encoding, SwipeEncoding)
+        terms = self.regularising_terms(points, encoding)
         if self.overreach > 0:
-            own, grid = self.own_cells(points, encoding), self._grid(encoding)
-            copies = [self.decode_from_cells(points, self.overreach_cells(own, grid), encoding)
-                      for _ in range(self.overreach)]
-            terms["overreach"] = torch.cat(copies, dim=1)
+            terms["overreach"] = self.decode_with_overreach(points, encoding)[:, points.shape[1]:]
         return terms
 
     def pretrained_module(self) -> nn.Module:

@@ -1,9 +1,12 @@
 """SwIPE (seed 003): the paper's size, patch embeddings per cell, overreach, neighbour averaging, p^S."""
 import pytest
 import torch
+from torch import nn
 
+from nnocc.architectures import swipe
 from nnocc.architectures.base import Placement
 from nnocc.architectures.registry import architecture_class, build_model
+from nnocc.architectures.res2net import norm_groups
 from nnocc.architectures.swipe import neighbour_offsets
 
 PATCH = [32, 32, 32]
@@ -86,3 +89,28 @@ def test_the_position_in_the_whole_case_reaches_the_decoder():
         torch.testing.assert_close(features[0, 0, -3:], torch.tensor([0.0, -1.0, -0.5]))    # voxel edges 32, 0, 16
         assert not torch.allclose(model.decode(points, model.encode(image, first)),
                                   model.decode(points, model.encode(image, second)))
+
+
+def test_a_training_step_normalises_as_inference_does(monkeypatch):
+    """The encoder has no batch norm, and D^P's batch norm trains on the statistics its running averages
+    keep: own and overreach cells in one batch, so eval mode gives a training step's answers."""
+    monkeypatch.setattr(swipe, "DROPOUT", 0.0)
+    model = _model(overreach=1)
+    assert not any(isinstance(m, nn.BatchNorm3d) for m in model.modules())
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.momentum = 1.0                       # the running statistics become this batch's
+    image, points, placement = torch.randn(2, 1, *PATCH), torch.rand(2, 800, 3) - 0.5, Placement.centred(2, PATCH)
+    with torch.no_grad():
+        trained = model.train()(image, points, placement).logits
+        encoding = model.eval().encode(image, placement)
+        evaluated = model.decode_from_cells(points, model.own_cells(points, encoding), encoding)
+    torch.testing.assert_close(evaluated, trained, atol=2e-3, rtol=2e-3)   # running variance is the unbiased one
+
+
+def test_group_norm_groups_divide_the_channels_and_old_plans_keep_batch_norm():
+    assert [norm_groups(c) for c in (4, 6, 14, 32, 96, 3)] == [1, 1, 2, 8, 24, 1]
+    old = _model(encoder_norm="batch")
+    assert any(isinstance(m, nn.BatchNorm3d) for m in old.backbone.modules())
+    with pytest.raises(ValueError, match="encoder_norm"):
+        _model(encoder_norm="instance")
