@@ -213,11 +213,15 @@ def plan_where_needed(run: Dict, tools: List[Tool]) -> None:
             planned_now.add(key)
 
 
-def forget_plans(run: Dict, tools: List[Tool]) -> None:
-    """Before retraining, so that these tools are planned again; the other family keeps its plan and
-    the time it took."""
+def forget_earlier_runs(run: Dict, tools: List[Tool]) -> None:
+    """Before retraining: these tools are planned again (the other family keeps its plan and the time it
+    took) and their earlier models go, since nnocc refuses to add a fold trained on a changed plan to a
+    model folder, and their snapshots would be scored as this run's."""
     for tool in tools:
         run.pop(f"{tool.name}_plan", None)
+        if tool.model_folder().is_dir():
+            logger.info("%s: removing the earlier model %s", tool_key(tool), tool.model_folder())
+            shutil.rmtree(tool.model_folder())
 
 
 def main(argv=None) -> Path:
@@ -254,7 +258,7 @@ def main(argv=None) -> Path:
             save_json(results, args.out)
             to_train.remove(tool)
     if args.redo:
-        forget_plans(run, to_train)
+        forget_earlier_runs(run, to_train)
     plan_where_needed(run, to_train)
     for tool in to_train:
         run["tools"][tool_key(tool)] = run_tool(tool, ws, marks) | {"date": datetime.date.today().isoformat(),

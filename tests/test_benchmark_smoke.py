@@ -108,7 +108,7 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     assert [p["minutes"] for p in resumed["curve"]] == [0.02, 0.1] and resumed["machine"] == trained["machine"]
 
 
-def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budget_changes():
+def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budget_changes(tmp_path):
     from benchmarks import learning_curves
     from benchmarks.measure import Measurement
 
@@ -123,6 +123,9 @@ def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budg
             self.plans += 1
             return Measurement("plan", 0, 1.0, 10.0)
 
+        def model_folder(self):
+            return tmp_path / self.name / "model"
+
     kept, lost, fresh = Tool("nnocc", True), Tool("nnunet", False), Tool("nnocc", True)
     run = {"tools": {}, "nnocc_plan": {"seconds": 2.0}, "nnunet_plan": {"seconds": 3.0}}
     learning_curves.plan_where_needed(run, [kept, lost])
@@ -130,8 +133,10 @@ def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budg
     learning_curves.plan_where_needed({"tools": {}}, [fresh, Tool("nnocc", True)])
     assert fresh.plans == 1                                    # once per tool family
     nnunet_plan = run["nnunet_plan"]
-    learning_curves.forget_plans(run, [fresh])
+    (fresh.model_folder() / "fold_0").mkdir(parents=True)
+    learning_curves.forget_earlier_runs(run, [fresh])           # --redo
     assert "nnocc_plan" not in run and run["nnunet_plan"] == nnunet_plan
+    assert not fresh.model_folder().exists() and (tmp_path / "nnocc").is_dir()
     results = {"runs": {"2GB": {"tools": {"3d_occ": {}}, "budget_minutes": 30.0}}}
     assert learning_curves.target_run(results, 2, 30.0)["tools"] == {"3d_occ": {}}
     assert learning_curves.target_run(results, 2, 60.0) == {"tools": {}} == results["runs"]["2GB"]
