@@ -72,24 +72,46 @@ class ForwardOutput(NamedTuple):
 @dataclasses.dataclass
 class Placement:
     """Where encoded patches lie in their cases, in preprocessed voxels: the patch's first voxel
-    (B, 3), the patch size (B, 3) and the case's shape (B, 3)."""
+    (B, 3), the patch size (B, 3), the case's shape (B, 3), and per axis whether the patch is mirrored
+    (B, 3: -1 mirrored, +1 not).  A mirrored patch (training's flips, inference's test-time
+    mirroring) holds the case's voxels in reverse along that axis, so its patch coordinate p lies where
+    an unmirrored patch has -p."""
     start: torch.Tensor
     size: torch.Tensor
     case_shape: torch.Tensor
+    direction: torch.Tensor
+
+    @classmethod
+    def unmirrored(cls, start: torch.Tensor, size: torch.Tensor, case_shape: torch.Tensor) -> "Placement":
+        return cls(start, size, case_shape, torch.ones_like(start))
 
     @classmethod
     def from_rows(cls, rows: torch.Tensor) -> "Placement":
-        """From the loader's (B, 9) rows: start, size, case shape."""
-        return cls(rows[:, 0:3], rows[:, 3:6], rows[:, 6:9])
+        """From the loader's (B, 12) rows: start, size, case shape, direction; or (B, 9), unmirrored."""
+        if rows.shape[1] < 12:
+            return cls.unmirrored(rows[:, 0:3], rows[:, 3:6], rows[:, 6:9])
+        return cls(rows[:, 0:3], rows[:, 3:6], rows[:, 6:9], rows[:, 9:12])
 
     @classmethod
     def centred(cls, batch: int, patch: Sequence[int], device: Optional[torch.device] = None) -> "Placement":
         """A patch that is the whole case (tests, tracing)."""
         size = torch.tensor([list(patch)] * batch, dtype=torch.float32, device=device)
-        return cls(torch.zeros_like(size), size, size.clone())
+        return cls.unmirrored(torch.zeros_like(size), size, size.clone())
 
     def to(self, device: torch.device) -> "Placement":
-        return Placement(self.start.to(device), self.size.to(device), self.case_shape.to(device))
+        return Placement(self.start.to(device), self.size.to(device), self.case_shape.to(device), self.direction.to(device))
+
+    def mirrored(self, axes: Sequence[int]) -> "Placement":
+        """The same patch mirrored along ``axes`` (as inference's test-time mirroring flips it)."""
+        direction = self.direction.clone()
+        direction[:, list(axes)] *= -1
+        return Placement(self.start, self.size, self.case_shape, direction)
+
+    def case_position(self, points: torch.Tensor) -> torch.Tensor:
+        """Patch coordinates (B, N, 3) -> positions in the case (B, N, 3), in voxels with the case's
+        edges at 0 and its shape."""
+        direction = self.direction[:, None].to(points.dtype)
+        return self.start[:, None] + (0.5 + direction * points) * self.size[:, None]
 
 
 @dataclasses.dataclass

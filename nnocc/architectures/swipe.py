@@ -126,6 +126,10 @@ class SwipeEncoding(Encoding):
     start: torch.Tensor                 # (B, 3) the patch's first voxel in its case
     size: torch.Tensor                  # (B, 3) the patch's size
     case_shape: torch.Tensor            # (B, 3)
+    direction: torch.Tensor             # (B, 3) -1 where the patch is mirrored (Placement)
+
+    def placement(self) -> Placement:
+        return Placement(self.start, self.size, self.case_shape, self.direction)
 
 
 class SwIPE(OccupancyArchitecture):
@@ -217,7 +221,7 @@ class SwIPE(OccupancyArchitecture):
         return SwipeEncoding(patch_embeddings, image_embedding, [layer(per_cell) for layer in self.cell_layers],
                              [layer(image_embedding) for layer in self.case_layers],
                              self.image_layer(image_embedding) if self.image_layer is not None else None,
-                             placement.start, placement.size, placement.case_shape)
+                             placement.start, placement.size, placement.case_shape, placement.direction)
 
     # ---- decoding ---------------------------------------------------------------------------
     def _grid(self, encoding: SwipeEncoding) -> torch.Tensor:
@@ -233,8 +237,7 @@ class SwIPE(OccupancyArchitecture):
         p_image = 2 * points
         p_patch = p_image - 2 * ((cells.to(points.dtype) + 0.5) / grid - 0.5)
         scaled = (p_patch[..., None] * self.frequencies.to(points.dtype)).flatten(-2)
-        in_case = encoding.start[:, None] + (points + 0.5) * encoding.size[:, None]    # voxels, edges at 0 and shape
-        p_case = 2 * in_case / encoding.case_shape[:, None] - 1
+        p_case = 2 * encoding.placement().case_position(points) / encoding.case_shape[:, None] - 1
         return torch.cat([p_image, p_patch, torch.sin(scaled), torch.cos(scaled), p_case.to(points.dtype)], dim=-1)
 
     def decode_from_cells(self, points: torch.Tensor, cells: torch.Tensor, encoding: SwipeEncoding) -> torch.Tensor:

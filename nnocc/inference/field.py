@@ -98,16 +98,15 @@ class VolumeField:
         began = time.perf_counter()
         patch = self._crop(start)[None]
         device = patch.device
-        placement = Placement(torch.tensor([list(start)], dtype=torch.float32, device=device),
-                              torch.tensor([list(self.tiling.patch)], dtype=torch.float32, device=device),
-                              torch.tensor([list(self.data.shape[1:])], dtype=torch.float32, device=device))
+        placement = Placement.unmirrored(*(torch.tensor([list(v)], dtype=torch.float32, device=device)
+                                           for v in (start, self.tiling.patch, self.data.shape[1:])))
         encodings = []
         with onednn_convolutions(device):
             for network in self.networks:
                 for flips in self.mirrors:
                     x = self._encoder_input(network, patch, flips, start)
                     with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                        encodings.append(network.encode(x, placement))
+                        encodings.append(network.encode(x, placement.mirrored(flips)))
         self.encoded_tiles += 1
         self.encode_seconds += time.perf_counter() - began
         return EncodedTile(encodings)

@@ -38,7 +38,7 @@ class SpatialTransform:
     field: np.ndarray                 # (3, s0, s1, s2) preprocessed indices
     is_shift: bool
     offset: Optional[np.ndarray] = None   # lower corner for the shift fast path
-    flips: Sequence[int] = ()
+    flips: Sequence[int] = ()         # mirrored axes: in the field, and applied by map_points's shift fast path
 
     def map_points(self, patch_voxels: np.ndarray) -> np.ndarray:
         """Continuous patch-voxel positions (N, 3) -> preprocessed indices (N, 3)."""
@@ -82,7 +82,7 @@ def random_spatial_transform(patch_size: Sequence[int], centre: np.ndarray, spac
     coords = coords / spacing_field
     for axis in flips:
         coords[axis] = -coords[axis]
-    return SpatialTransform(coords + np.asarray(centre).reshape(3, 1, 1, 1), False)
+    return SpatialTransform(coords + np.asarray(centre).reshape(3, 1, 1, 1), False, flips=flips)
 
 
 def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:

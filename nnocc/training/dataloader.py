@@ -116,7 +116,8 @@ class OccupancyDataLoader(SlimDataLoaderBase):
         transform = random_spatial_transform(self.patch_size, choice.centre, props.preprocessed_spacing,
                                              field_augmentation, self.rng)
         points = self._query_points(case, transform)
-        sample = {"points": points, "placement": self._placement(choice.centre, props.preprocessed_shape)}
+        sample = {"points": points,
+                  "placement": patch_placement(choice.centre, self.patch_size, props.preprocessed_shape, transform.flips)}
         sample.update(self._targets(case, transform, points, "point"))
         if self.cloud_size:
             sample["data"] = self._cloud_input(case, choice.centre, sample, self.settings.augment)
@@ -161,11 +162,6 @@ class OccupancyDataLoader(SlimDataLoaderBase):
             sample["points"] = apply_affine(affine, sample["points"])
         return rows
 
-    def _placement(self, centre: np.ndarray, case_shape: Sequence[int]) -> np.ndarray:
-        """The patch's first voxel, its size and the case's shape (Placement's row), before augmentation."""
-        start = patch_start(centre, self.patch_size)
-        return np.concatenate([start, self.patch_size, case_shape]).astype(np.float32)
-
     def _targets(self, case: PreprocessedCase, transform, points: np.ndarray, prefix: str,
                  soft: Optional[bool] = None) -> Dict[str, np.ndarray]:
         props = case.properties
@@ -200,3 +196,12 @@ def make_loader(folder: Path, cases: Sequence[str], config: ConfigurationPlan, d
     seeds = [settings.seed * 1000 + i for i in range(num_workers)]
     return MultiThreadedAugmenter(loader, None, num_workers, num_cached_per_queue=2, seeds=seeds, pin_memory=False)
 
+
+def patch_placement(centre: np.ndarray, patch_size: Sequence[int], case_shape: Sequence[int],
+                    flips: Sequence[int] = ()) -> np.ndarray:
+    """Placement's row for a training patch: its first voxel, its size, the case's shape and, per axis,
+    -1 where the patch is mirrored.  Rotation and scaling are not in it: a position in the case read
+    from it is right at the patch's centre and off by the turn and zoom elsewhere."""
+    direction = np.ones(3)
+    direction[list(flips)] = -1
+    return np.concatenate([patch_start(centre, patch_size), patch_size, case_shape, direction]).astype(np.float32)

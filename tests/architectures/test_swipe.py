@@ -81,8 +81,8 @@ def test_the_position_in_the_whole_case_reaches_the_decoder():
     model = _model().eval()
     image, points = torch.randn(1, 1, *PATCH), torch.rand(1, 20, 3) - 0.5
     size = torch.tensor([PATCH], dtype=torch.float32)
-    first = Placement(torch.zeros(1, 3), size, torch.tensor([[64.0, 64.0, 64.0]]))
-    second = Placement(torch.tensor([[32.0, 32.0, 32.0]]), size, torch.tensor([[64.0, 64.0, 64.0]]))
+    first = Placement.unmirrored(torch.zeros(1, 3), size, torch.tensor([[64.0, 64.0, 64.0]]))
+    second = Placement.unmirrored(torch.tensor([[32.0, 32.0, 32.0]]), size, torch.tensor([[64.0, 64.0, 64.0]]))
     with torch.no_grad():
         features = model.point_features(torch.tensor([[[0.5, -0.5, 0.0]]]), torch.zeros(1, 1, 3, dtype=torch.long),
                                         model.encode(image, first))
@@ -114,3 +114,18 @@ def test_group_norm_groups_divide_the_channels_and_old_plans_keep_batch_norm():
     assert any(isinstance(m, nn.BatchNorm3d) for m in old.backbone.modules())
     with pytest.raises(ValueError, match="encoder_norm"):
         _model(encoder_norm="instance")
+
+
+def test_a_mirrored_member_reads_the_same_position_in_the_case():
+    """Test-time mirroring flips a point's patch coordinate; the mirrored placement gives p^S back."""
+    model, points = _model().eval(), torch.rand(1, 30, 3) - 0.5
+    placement = Placement.unmirrored(torch.tensor([[8.0, 0.0, 4.0]]), torch.tensor([PATCH], dtype=torch.float32),
+                                     torch.tensor([[64.0, 48.0, 40.0]]))
+    with torch.no_grad():
+        encoding = model.encode(torch.randn(1, 1, *PATCH), placement)
+        mirrored = model.encode(torch.randn(1, 1, *PATCH), placement.mirrored([0, 2]))
+        flipped = points * torch.tensor([-1.0, 1.0, -1.0])
+        cells = torch.zeros(1, 30, 3, dtype=torch.long)
+        plain_case = model.point_features(points, cells, encoding)[..., -3:]
+        torch.testing.assert_close(model.point_features(flipped, cells, mirrored)[..., -3:], plain_case)
+        assert not torch.allclose(model.point_features(flipped, cells, encoding)[..., -3:], plain_case)

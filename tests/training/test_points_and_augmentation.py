@@ -2,11 +2,15 @@
 
 import numpy as np
 import pytest
+import torch
 
+from nnocc.architectures.base import Placement
+from nnocc.coordinates import patch_to_index
 from nnocc.io.images import ImageGeometry, write_image, write_segmentation
 from nnocc.paths import DataFolders, DatasetPaths
 from nnocc.planning.plans import AugmentationPlan
 from nnocc.training.augmentation import apply_affine, random_joint_affine, random_spatial_transform, sample_volume
+from nnocc.training.dataloader import patch_placement
 from nnocc.training.points import boundary_band, label_points, sample_query_points, soft_label_points
 from nnocc.utils.json_io import save_json
 
@@ -79,6 +83,23 @@ def test_transform_maps_points_where_the_image_came_from(rotate):
         source = t.map_points(voxel)
         expected = source[:, 1] * 3.0 + source[:, 2]
         np.testing.assert_allclose(patch[tuple(voxel.astype(int).T)], expected, atol=1e-3)
+
+
+def test_a_mirrored_patchs_placement_puts_its_points_where_they_came_from():
+    """SwIPE reads each point's position in its case from the placement: right for mirrored patches too."""
+    plan = AugmentationPlan(p_rotation=0.0, p_scale=0.0, mirror_axes=[0, 1, 2])
+    rng, size, case_shape = np.random.default_rng(1), [10, 12, 8], [30, 40, 40]
+    seen = set()
+    for _ in range(12):
+        t = random_spatial_transform(size, np.array([15.0, 20.0, 20.0]), [2.0, 1.0, 1.0], plan, rng)
+        seen.add(tuple(t.flips))
+        placement = Placement.from_rows(torch.from_numpy(patch_placement(np.array([15.0, 20.0, 20.0]), size,
+                                                                         case_shape, t.flips))[None])
+        points = rng.uniform(-0.5, 0.5, (50, 3))
+        voxels = patch_to_index(points, [0, 0, 0], size)                   # in the (mirrored) patch's array
+        in_case = placement.case_position(torch.from_numpy(points)[None].float())[0].numpy() - 0.5
+        np.testing.assert_allclose(in_case, t.map_points(voxels), atol=1e-4)
+    assert len(seen) > 4
 
 
 def _phantom_dataset(root):
