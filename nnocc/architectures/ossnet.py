@@ -6,7 +6,7 @@ so training and inference encode each case once.
 * Global encoder: the case downscaled (x2 by default, ``global_downsampling``), residual blocks
   (conv 3^3 -> BN -> PAU -> avg-pool -> conv 3^3 -> BN, plus a pooled 1x1 shortcut, then PAU), each
   stage's output adaptively max-pooled to the latent grid and turned into latent vectors: vector 0
-  joins the decoder's input, vectors 1-5 condition its five blocks (conditional batch norm).
+  joins the decoder's input, vectors 1-5 condition its five blocks (conditional normalisation).
 * Local encoder: the raw image around each query point, a 7^3 neighbourhood and a 14^3 one
   average-pooled to 7^3 (two conv 7^3 layers with PAU, flattened to 343 values).
 * Decoder: [coordinates, local, vector 0] -> five residual FC blocks with conditional normalisation
@@ -19,9 +19,10 @@ Where nnocc differs from the paper's code: coordinates are patch coordinates in 
 than raw voxel indices (the same convention as every nnocc architecture); neighbourhoods are read
 by trilinear interpolation at the (jittered) point rather than at its voxel; the 14^3 context is
 average-pooled at inference as in training (the code max-pools it there); pooling per stage follows
-the spacing (thick-slice axes are pooled later), as nnU-Net does.  The decoder's conditional norm normalises by the
-case's own statistics over a fixed lattice of 512 reference points rather than by batch statistics of
-the query points (``ReferenceConditionalNorm`` says why; plans made before keep batch norm).
+the spacing (thick-slice axes are pooled later), as nnU-Net does; the decoder's conditional norm
+normalises by the case's own statistics over a fixed lattice of 512 reference points rather than by
+batch statistics of the query points (``ReferenceConditionalNorm`` says why; plans made before keep
+batch norm).
 """
 from __future__ import annotations
 
@@ -168,9 +169,9 @@ class ReferenceStatistics:
 
     def take(self, rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """rows (B, N, W) of one layer -> its mean and variance, each (B, W)."""
-        if self.collecting:
-            self.means.append(rows.mean(1))
-            self.variances.append(rows.var(1, unbiased=False))
+        if self.collecting:           # in float32 under mixed precision: a half-precision variance can overflow
+            self.means.append(rows.float().mean(1))
+            self.variances.append(rows.float().var(1, unbiased=False))
         self._next += 1
         return self.means[self._next - 1], self.variances[self._next - 1]
 
