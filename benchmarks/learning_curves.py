@@ -265,23 +265,28 @@ def main(argv=None) -> Path:
                                                                     "machine": machine()}   # tools run in different sessions
         save_json(results, args.out)
     update_find_best(run, ws, [k for k in run["tools"] if k != "nnunet"
-                               and (make_tool(k, ws, args, venv).model_folder() / "fold_0").is_dir()])
+                               and (make_tool(k, ws, args, venv).model_folder() / "fold_0").is_dir()],
+                     [tool_key(t) for t in to_train])
     save_json(results, args.out)
     return args.out
 
 
-def update_find_best(run: Dict, ws: Workspace, trained: List[str]) -> None:
+def update_find_best(run: Dict, ws: Workspace, trained: List[str], retrained: List[str] = ()) -> None:
     """find_best reads the trained models, so it can choose only among those this workspace still holds; a
-    workspace that lost some (a new machine) keeps the earlier, wider choice and notes which it could not redo."""
-    earlier = run.get("find_best", {}).get("among", [])
-    if not trained or set(trained) == set(earlier):        # the order of the tools run is no new choice
+    workspace that lost some (a new machine) keeps the earlier, wider choice and notes which models it could
+    not weigh and which of those it chose among were trained again since (their validation figures are stale)."""
+    chosen = run.get("find_best", {})
+    earlier = chosen.get("among", [])
+    stale = set(retrained) & set(earlier)
+    if not trained or (set(trained) == set(earlier) and not stale):     # the order of the tools run is no new choice
         return
     if not set(earlier) <= set(trained):
         logger.info("find_best: the workspace holds %s only, not %s; the earlier choice stays", trained, earlier)
-        run["find_best"]["not_rechosen_with"] = sorted(set(trained) - set(earlier))
+        for key, new in (("not_rechosen_with", set(trained) - set(earlier)), ("retrained_since", stale)):
+            if new | set(chosen.get(key, [])):
+                chosen[key] = sorted(new | set(chosen.get(key, [])))
         return
     run["find_best"] = find_best(ws, trained) | {"among": trained}
-
 
 if __name__ == "__main__":
     print(main())

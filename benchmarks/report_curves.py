@@ -130,8 +130,12 @@ def _find_best_text(run: Dict) -> List[str]:
         return []
     scores = ", ".join(f"{name} {_fmt(v.get('dice'))}" for name, v in pick["validation"].items())
     steps = "; ".join(pick["postprocessing"]) or "none"
+    caveats = "".join(f" {text}: {', '.join(pick[key])}." for key, text in (
+        ("not_rechosen_with", "Not weighed (trained on a machine whose workspace no longer held the others)"),
+        ("retrained_since", "Trained again since this choice (their figures above are the earlier models')"))
+        if pick.get(key))
     return [f"`nnocc_find_best_configuration -f 0` picks **{pick['best']}** among {', '.join(pick['among'])} "
-            f"(fold 0's validation Dice at the end of the budget: {scores}; postprocessing: {steps}).", ""]
+            f"(fold 0's validation Dice at the end of the budget: {scores}; postprocessing: {steps}).{caveats}", ""]
 
 
 def curves_section() -> List[str]:

@@ -144,7 +144,7 @@ def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budg
 
 
 def test_find_best_keeps_a_wider_earlier_choice_when_the_workspace_lost_models(monkeypatch):
-    from benchmarks import learning_curves
+    from benchmarks import learning_curves, report_curves
 
     asked = []
     monkeypatch.setattr(learning_curves, "find_best", lambda ws, among: asked.append(among) or {"best": among[-1]})
@@ -155,9 +155,17 @@ def test_find_best_keeps_a_wider_earlier_choice_when_the_workspace_lost_models(m
     learning_curves.update_find_best(run, None, ["3d_ossnet", "3d_occ"])        # nor in another order
     learning_curves.update_find_best(run, None, ["3d_swipe", "3d_sconet"])      # a new machine lost the others
     assert run["find_best"]["best"] == "3d_ossnet" and run["find_best"]["not_rechosen_with"] == ["3d_sconet", "3d_swipe"]
+    learning_curves.update_find_best(run, None, ["3d_ossnet"], ["3d_ossnet"])  # lost again, one retrained: both noted
+    assert run["find_best"]["not_rechosen_with"] == ["3d_sconet", "3d_swipe"]
+    assert run["find_best"]["retrained_since"] == ["3d_ossnet"]
+    run["find_best"] |= {"validation": {"3d_ossnet": {"dice": 0.5}}, "postprocessing": []}
+    text = report_curves._find_best_text(run)[0]
+    assert "Not weighed" in text and "3d_sconet, 3d_swipe." in text and "Trained again since" in text
     learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet", "3d_sconet"])     # a wider choice: asked
     assert asked == [["3d_occ", "3d_ossnet"], ["3d_occ", "3d_ossnet", "3d_sconet"]]
     assert run["find_best"] == {"best": "3d_sconet", "among": ["3d_occ", "3d_ossnet", "3d_sconet"]}
+    learning_curves.update_find_best(run, None, ["3d_occ", "3d_ossnet", "3d_sconet"], ["3d_occ"])   # retrained: asked
+    assert len(asked) == 3 and "retrained_since" not in run["find_best"]
 
 
 def test_mise_sweep_counts_lost_components_and_reports_them(tmp_path):
