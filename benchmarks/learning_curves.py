@@ -27,7 +27,7 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Sequence, Union
 
 from benchmarks.measure import measure
 from benchmarks.run import inference_stats, machine
@@ -271,7 +271,7 @@ def main(argv=None) -> Path:
     return args.out
 
 
-def update_find_best(run: Dict, ws: Workspace, trained: List[str], retrained: List[str] = ()) -> None:
+def update_find_best(run: Dict, ws: Workspace, trained: List[str], retrained: Sequence[str] = ()) -> None:
     """find_best reads the trained models, so it can choose only among those this workspace still holds; a
     workspace that lost some (a new machine) keeps the earlier, wider choice and notes which models it could
     not weigh and which of those it chose among were trained again since (their validation figures are stale)."""
@@ -287,6 +287,7 @@ def update_find_best(run: Dict, ws: Workspace, trained: List[str], retrained: Li
                 chosen[key] = sorted(new | set(chosen.get(key, [])))
         return
     run["find_best"] = find_best(ws, trained) | {"among": trained}
+
 
 if __name__ == "__main__":
     print(main())
