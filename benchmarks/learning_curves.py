@@ -283,8 +283,9 @@ def update_find_best(run: Dict, ws: Workspace, trained: List[str], retrained: Se
     if not set(earlier) <= set(trained):
         logger.info("find_best: the workspace holds %s only, not %s; the earlier choice stays", trained, earlier)
         for key, new in (("not_rechosen_with", set(trained) - set(earlier)), ("retrained_since", stale)):
-            if new | set(chosen.get(key, [])):
-                chosen[key] = sorted(new | set(chosen.get(key, [])))
+            merged = new | set(chosen.get(key, []))
+            if merged:
+                chosen[key] = sorted(merged)
         return
     run["find_best"] = find_best(ws, trained) | {"among": trained}
 

@@ -170,8 +170,9 @@ class ReferenceStatistics:
     def take(self, rows: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """rows (B, N, W) of one layer -> its mean and variance, each (B, W)."""
         if self.collecting:           # in float32 under mixed precision: a half-precision variance can overflow
-            self.means.append(rows.float().mean(1))
-            self.variances.append(rows.float().var(1, unbiased=False))
+            variance, mean = torch.var_mean(rows.float(), 1, unbiased=False)
+            self.means.append(mean)
+            self.variances.append(variance)
         self._next += 1
         return self.means[self._next - 1], self.variances[self._next - 1]
 
