@@ -83,6 +83,8 @@ class VolumeField:
     # ---- encoding ----------------------------------------------------------------------
     def _crop(self, start: Sequence[float]) -> torch.Tensor:
         first = [int(round(s)) for s in start]
+        if first != list(start):
+            raise ValueError(f"tile start {list(start)} is not on whole voxels; points would be looked up off the crop")
         patch = self.tiling.patch
         out = torch.zeros((self.data.shape[0], *patch), dtype=self.data.dtype, device=self.data.device)
         src, dst = [], []
@@ -157,7 +159,8 @@ class VolumeField:
         owner_centre = np.asarray(self.tiling.start(owner)) + (patch - 1) / 2.0
         if self.whole_case or np.all(np.abs(centre - owner_centre) <= patch / 4):
             return None
-        start = (centre - (patch - 1) / 2.0).tolist()
+        # whole voxels: the crop starts at one, and the points must be looked up where it starts
+        start = np.round(centre - (patch - 1) / 2.0).tolist()
         return self.encode_at(start), start
 
     # ---- querying ----------------------------------------------------------------------

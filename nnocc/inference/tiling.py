@@ -16,7 +16,9 @@ import numpy as np
 
 def tile_starts(size: int, patch: int, tile_step: float) -> List[float]:
     if size <= patch:
-        return [(size - patch) / 2.0]
+        # whole voxels, as the crop (VolumeField._crop) takes them: a half-voxel start would be looked
+        # up half a voxel away from where the tile was cut
+        return [float(np.floor((size - patch) / 2.0))]
     span = size - patch
     count = int(np.ceil(span / (patch * tile_step))) + 1
     return [float(s) for s in np.linspace(0, span, count).round()]

@@ -16,7 +16,7 @@ from nnocc.inference.field import VolumeField
 from nnocc.inference.mise import Decision
 from nnocc.inference.output_grid import OutputGrid
 from nnocc.inference.tiling import Tiling
-from nnocc.inference.volume import VolumeSettings, largest_structures, predict_volume
+from nnocc.inference.volume import VolumeSettings, fuse, largest_structures, predict_volume
 from nnocc.io.images import ImageGeometry
 from nnocc.preprocessing.storage import CaseProperties
 
@@ -90,6 +90,14 @@ def test_nearest_stitching_answers_any_point_from_the_right_place():
     assert torch.allclose(field.query(points)[:, 0], expected, atol=1e-5)
 
 
+def test_a_volume_smaller_than_the_patch_by_an_odd_count_is_answered_where_it_was_cut():
+    shape = (27, 13, 30)
+    field = field_over(shape, "nearest", patch=(32, 16, 30))
+    index = torch.stack(torch.meshgrid(*[torch.arange(n) for n in shape], indexing="ij"), -1).reshape(-1, 3).float()
+    expected = torch.sigmoid(torch.from_numpy(ramp(shape)).reshape(-1))
+    torch.testing.assert_close(field.query(index)[:, 0], expected, rtol=0, atol=1e-5)
+
+
 def test_every_voxel_centre_is_exact_and_each_tile_is_encoded_once():
     shape = (30, 40, 36)
     field = field_over(shape, "gaussian")
@@ -158,3 +166,32 @@ def test_largest_structures_are_found_in_whole_volume_coordinates():
     boxes = [(lo.tolist(), hi.tolist()) for lo, hi in largest_structures(mask, 2)]
     assert boxes == [([10, 20, 30], [18, 25, 39]), ([2, 5, 10], [4, 9, 12])]
     assert largest_structures(np.zeros((3, 3, 3), dtype=bool), 2) == []
+
+
+def test_the_small_structure_pass_centres_a_tile_on_each_structure_and_keeps_the_labels_exact():
+    """Two small bright structures on a dark background: one at the volume's corner (far from its
+    owning tile's centre, so a tile is encoded around it), one in the middle.  The identity network
+    answers every tile alike, so the second pass must leave the probabilities exact; the values vary
+    from voxel to voxel, so a misplaced tile's answer is now and then the more confident one."""
+    shape = (30, 40, 36)
+    magnitude = 1.0 + torch.rand((1, *shape), generator=torch.Generator().manual_seed(0))
+    inside = torch.zeros((1, *shape), dtype=torch.bool)
+    inside[0, 0:3, 0:3, 0:3] = inside[0, 14:17, 19:22, 17:20] = True
+    data = torch.where(inside, magnitude, -magnitude)
+    field = VolumeField(data, [IdentityNetwork()], Tiling.over(shape, [12, 16, 14], 0.5), regions=True, tta=False,
+                        stitching="nearest")
+    settings = VolumeSettings(0.0, Decision(regions=True, threshold=0.5, margin=0.0), keep_probabilities=True,
+                              refine_codes=[1])
+    result = predict_volume(field, unit_grid(shape), 1, settings)
+    assert result.refined_structures == 2
+    assert field.encoded_tiles > int(np.prod(field.tiling.grid))      # the corner's centred tile
+    assert torch.equal(result.codes.bool(), inside[0])
+    torch.testing.assert_close(result.probabilities, torch.sigmoid(data), rtol=0, atol=1e-5)
+
+
+def test_fusing_keeps_the_more_confident_answer_per_region_or_per_point():
+    first, second = torch.tensor([[0.9, 0.45]]), torch.tensor([[0.6, 0.1]])
+    assert torch.equal(fuse(first, second, Decision(regions=True, threshold=0.5)), torch.tensor([[0.9, 0.1]]))
+    first, second = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]), torch.tensor([[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
+    expected = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.2, 0.7]])
+    assert torch.equal(fuse(first, second, Decision(regions=False)), expected)

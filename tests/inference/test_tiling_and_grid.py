@@ -11,6 +11,7 @@ def test_tiles_cover_the_volume_with_bounded_steps():
     assert starts[0] == 0 and starts[-1] == 68
     assert max(np.diff(starts)) <= 16
     assert tile_starts(20, 32, 0.5) == [-6.0]  # smaller than a patch: one centred, padded tile
+    assert tile_starts(27, 32, 0.5) == [-3.0]  # on whole voxels, as the crop is cut
 
 
 def test_nearest_tile_ownership_is_contiguous():
