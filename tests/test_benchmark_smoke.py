@@ -101,11 +101,17 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     (tmp_path / "curves.json").write_text(json.dumps(results))
     final = next((tmp_path / "work").glob("1GB/nnocc/results/*/*3d_occ/fold_0/checkpoint_final.pth"))
     written = final.stat().st_mtime
+    # scoring was checked above; here only what resuming decides (it doubled this test's time)
+    scored = []
+    monkeypatch.setattr(learning_curves, "score_checkpoint", lambda tool, ws, minutes: scored.append(minutes) or
+                        {"minutes": minutes, "rescored": True})
+    monkeypatch.setattr(learning_curves, "inference_cost", lambda tool, ws, label: {"label": label})
     resumed = json.loads(learning_curves.main(args + ["--resume"]).read_text())["runs"]["1GB"]["tools"]["3d_occ"]
     assert final.stat().st_mtime == written and resumed["train"]["iterations"] == trained["train"]["iterations"]
     assert resumed["train"]["peak_rss_mb"] == trained["train"]["peak_memory_mb_in_process"]
     assert "peak_rss_source" in resumed["train"]
-    assert [p["minutes"] for p in resumed["curve"]] == [0.02, 0.1] and resumed["machine"] == trained["machine"]
+    assert scored == [0.02, 0.1] and resumed["curve"] == [{"minutes": m, "rescored": True} for m in scored]
+    assert resumed["inference_cost"] == {"label": "3d_occ"} and resumed["machine"] == trained["machine"]
 
 
 def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budget_changes(tmp_path):

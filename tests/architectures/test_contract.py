@@ -98,7 +98,9 @@ def test_a_points_answer_does_not_depend_on_the_other_points(architecture):
         many = torch.rand(1, 2048, 3) - 0.5
         together = model.decode(many, encoding)[0]
         alone = torch.cat([model.decode(many[:, i:i + 1], encoding)[0] for i in (0, 17, 2047)])
-    torch.testing.assert_close(alone, together[[0, 17, 2047]], rtol=0, atol=1e-5)
+    # Rounding differs with the batch's size (BLAS picks other kernels); a real dependence on the
+    # other points (statistics taken over them) moves answers by far more than this.
+    torch.testing.assert_close(alone, together[[0, 17, 2047]], rtol=1e-4, atol=1e-5)
 
 
 def test_checkpoint_round_trip_is_safe_and_exact(architecture, tmp_path):
