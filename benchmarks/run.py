@@ -21,7 +21,7 @@ import platform
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Sequence
 
 import numpy as np
 
@@ -47,6 +47,8 @@ def parse(argv=None) -> argparse.Namespace:
                    help="GB, for both tools' planners (nnocc's --gpu_memory_target, nnU-Net's -gpu_memory_target); "
                         "default 2 on the CPU, 8 (nnU-Net's own default) on a GPU; ratios are read within one target")
     p.add_argument("--scaling-cases", type=int, default=2, help="test cases used for the scaling studies")
+    p.add_argument("--output-factors", type=float, nargs="+", default=[1.0, 0.5, 0.25],
+                   help="output spacings of the resolution study, as fractions of the input's")
     p.add_argument("--results", type=Path, default=HERE / "results")
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)}; the others are taken from --reuse")
@@ -164,7 +166,7 @@ def mise_against_dense(nnocc: NnoccTool, ws: Workspace) -> Dict:
     return out
 
 
-def output_resolution_study(nnocc: NnoccTool, ws: Workspace, cases: int) -> Dict:
+def output_resolution_study(nnocc: NnoccTool, ws: Workspace, cases: int, factors: Sequence[float]) -> Dict:
     subset = ws.root / "scaling_inputs"
     shutil.rmtree(subset, ignore_errors=True)
     subset.mkdir(parents=True)
@@ -173,7 +175,7 @@ def output_resolution_study(nnocc: NnoccTool, ws: Workspace, cases: int) -> Dict
     from nnocc.io.images import read_image
     spacing = np.array(read_image(next(subset.iterdir()))[1].spacing)
     study = {}
-    for factor in (1.0, 0.5, 0.25):
+    for factor in factors:
         folder = ws.root / f"scaling_{factor}"
         shutil.rmtree(folder, ignore_errors=True)
         extra = [] if factor == 1.0 else ["--output_spacing", *[f"{s * factor:.4f}" for s in spacing]]
@@ -213,7 +215,7 @@ def main(argv=None) -> Path:
         results["nnocc"]["mise_vs_dense"] = mise_against_dense(nnocc, ws)
     if "scaling" in stages:
         from benchmarks.training_memory import patch_size_study
-        results["nnocc"]["output_resolution"] = output_resolution_study(nnocc, ws, args.scaling_cases)
+        results["nnocc"]["output_resolution"] = output_resolution_study(nnocc, ws, args.scaling_cases, args.output_factors)
         results["nnocc"]["training_memory_vs_patch"] = patch_size_study(nnocc, ws)
     if venv is not None:
         tool = NnunetTool(ws, venv, memory_target)
