@@ -57,8 +57,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=HERE / "results" / "learning_curves_cpu.json")
     p.add_argument("--redo", action="store_true", help="rerun tools already in --out")
     p.add_argument("--rescore", action="store_true",
-                   help="score the kept checkpoints of tools already in --out again with the code as it is now "
-                        "(after a change to inference), training and its figures untouched")
+                   help="score the kept checkpoints at --marks of tools already in --out again with the code as it "
+                        "is now (after a change to inference), training and its figures untouched")
     p.add_argument("--resume", action="store_true",
                    help="score nnocc configurations whose training finished in --work but whose scoring was cut off "
                         "(a session's end), without training them again")
@@ -154,12 +154,15 @@ def boot_time() -> float:
     return next((float(line.split()[1]) for line in lines if line.startswith("btime ")), datetime.datetime.now().timestamp())
 
 
-def rescore_tool(tool: Tool, ws: Workspace, figures: Dict) -> Dict:
-    marks = [point["minutes"] for point in figures["curve"]]
-    logger.info("%s: score the checkpoints at %s again", tool_key(tool), marks)
-    return figures | {"curve": [score_checkpoint(tool, ws, minutes) for minutes in marks],
-                      "inference_cost": inference_cost(tool, ws, tool_key(tool)),
-                      "rescored": datetime.date.today().isoformat()}
+def rescore_tool(tool: Tool, ws: Workspace, figures: Dict, marks: Sequence[float]) -> Dict:
+    """The checkpoints at ``marks`` scored again (each point then says when); the curve's other points
+    stay as they were scored."""
+    today = datetime.date.today().isoformat()
+    logger.info("%s: score the checkpoints at %s again", tool_key(tool), [p["minutes"] for p in figures["curve"]
+                                                                        if p["minutes"] in marks])
+    return figures | {"curve": [score_checkpoint(tool, ws, p["minutes"]) | {"rescored": today} if p["minutes"] in marks
+                                else p for p in figures["curve"]],
+                      "inference_cost": inference_cost(tool, ws, tool_key(tool)), "rescored": today}
 
 
 def find_best(ws: Workspace, configurations: List[str]) -> Dict:
@@ -238,15 +241,18 @@ def main(argv=None) -> Path:
     if args.rescore and earlier != args.budget_minutes:
         raise SystemExit(f"--rescore: {args.out} holds a {earlier:g}-minute run for this target, not {args.budget_minutes:g}")
     run = target_run(results, args.memory_target, args.budget_minutes)
-    run.update({"dataset": ws.dataset_name, "budget_minutes": args.budget_minutes, "marks": marks,
-                "memory_target_gb": args.memory_target, "machine": machine(), "device": args.device})
+    run.update({"dataset": ws.dataset_name, "budget_minutes": args.budget_minutes, "memory_target_gb": args.memory_target,
+                "machine": machine(), "device": args.device})
+    run.setdefault("marks", marks)
+    if not args.rescore:          # a rescore of some marks keeps the curve's
+        run["marks"] = marks
     run.setdefault("commands", []).append(f"python -m benchmarks.learning_curves {' '.join(sys.argv[1:] or argv or [])}")
     keys = available(args, venv)
     if venv is not None and "nnunet" in keys:
         run.setdefault("versions", {})["nnunetv2"] = NnunetTool.version(venv)
     if args.rescore:
         for key in [k for k in keys if k in run["tools"]]:
-            run["tools"][key] = rescore_tool(make_tool(key, ws, args, venv), ws, run["tools"][key])
+            run["tools"][key] = rescore_tool(make_tool(key, ws, args, venv), ws, run["tools"][key], marks)
             save_json(results, args.out)
         return args.out
     if not args.redo and set(keys) & set(run["tools"]):

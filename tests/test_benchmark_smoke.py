@@ -95,6 +95,18 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     rerun = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
     assert rerun["tools"]["3d_occ"]["curve"] == curve and len(rerun["commands"]) == 2
 
+    # a rescore of one mark keeps the curve's other points and marks
+    scored = []
+    monkeypatch.setattr(learning_curves, "score_checkpoint", lambda tool, ws, minutes: scored.append(minutes) or
+                        {"minutes": minutes, "rescored": True})
+    monkeypatch.setattr(learning_curves, "inference_cost", lambda tool, ws, label: {"label": label})
+    marks_at = args.index("--marks")
+    one_mark = args[:marks_at + 1] + ["0.1"] + args[marks_at + 4:] + ["--rescore"]
+    rescored = json.loads(learning_curves.main(one_mark).read_text())["runs"]["1GB"]
+    assert scored == [0.1] and rescored["marks"] == [0.02, 0.1] and rescored["tools"]["3d_occ"]["curve"][0] == curve[0]
+    assert rescored["tools"]["3d_occ"]["curve"][1]["minutes"] == 0.1 and "rescored" not in curve[1]
+    assert rescored["tools"]["3d_occ"]["curve"][1]["rescored"] == rescored["tools"]["3d_occ"]["rescored"]
+
     # a run cut off after training: --resume scores the trained model without training it again
     results = json.loads((tmp_path / "curves.json").read_text())
     trained = results["runs"]["1GB"]["tools"].pop("3d_occ")
@@ -102,10 +114,7 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     final = next((tmp_path / "work").glob("1GB/nnocc/results/*/*3d_occ/fold_0/checkpoint_final.pth"))
     written = final.stat().st_mtime
     # scoring was checked above; here only what resuming decides (it doubled this test's time)
-    scored = []
-    monkeypatch.setattr(learning_curves, "score_checkpoint", lambda tool, ws, minutes: scored.append(minutes) or
-                        {"minutes": minutes, "rescored": True})
-    monkeypatch.setattr(learning_curves, "inference_cost", lambda tool, ws, label: {"label": label})
+    scored.clear()
     resumed = json.loads(learning_curves.main(args + ["--resume"]).read_text())["runs"]["1GB"]["tools"]["3d_occ"]
     assert final.stat().st_mtime == written and resumed["train"]["iterations"] == trained["train"]["iterations"]
     assert resumed["train"]["peak_rss_mb"] == trained["train"]["peak_memory_mb_in_process"]
