@@ -19,14 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
+# the strides planned for KiTS23's kidney regions at 3 x 2 x 2 mm (a whole case of 64 x 80 x 160 voxels)
+KIDNEYS = {"strides": [[2, 2, 2], [2, 2, 2], [1, 2, 2], [1, 1, 2], [1, 1, 1]]}
+# (preset, patch, batch, points[, what differs from the preset's isotropic kwargs])
 CONFIGS = {
     "convocc": [("tiny", [32, 64, 64], 2, 2048), ("tiny", [48, 96, 96], 2, 4096), ("tiny", [64, 64, 64], 4, 2048),
                 ("small", [32, 64, 64], 2, 2048), ("small", [48, 96, 96], 2, 4096), ("small", [64, 128, 128], 2, 4096),
                 ("base", [32, 64, 64], 2, 2048), ("base", [64, 64, 64], 2, 2048)],
-    # whole cases at batch 1 and the paper's 2^14 points, plus fewer points and larger cases
+    # whole cases at batch 1 and the paper's 2^14 points, plus fewer points and larger cases; the last three
+    # with anisotropic strides, which keep the deeper grids larger
     "ossnet": [("tiny", [32, 96, 96], 1, 16384), ("tiny", [64, 128, 128], 1, 16384), ("tiny", [64, 128, 128], 1, 4096),
                ("small", [32, 96, 96], 1, 16384), ("small", [64, 128, 128], 1, 8192), ("base", [64, 128, 128], 1, 16384),
-               ("base", [64, 160, 160], 2, 8192)],
+               ("base", [64, 160, 160], 2, 8192), ("base", [64, 80, 160], 1, 8192, KIDNEYS),
+               ("base", [64, 80, 160], 1, 4096, KIDNEYS), ("base", [32, 48, 80], 1, 2048, KIDNEYS)],
     # the case does not matter to a point-cloud encoder (50k cloud points): the grid and the query points do
     "sconet": [("grid32", [64, 128, 128], 1, 50000), ("grid32", [64, 128, 128], 1, 12500),
                ("grid32", [64, 128, 128], 2, 25000), ("grid64", [64, 128, 128], 1, 50000),
@@ -41,7 +46,7 @@ _CHILD = r"""
 import json, resource, sys, torch
 from nnocc.architectures.base import Placement
 from nnocc.architectures.registry import architecture_class, build_model
-architecture, preset, patch, batch, points, device = json.loads(sys.argv[1])
+architecture, preset, patch, batch, points, overrides, device = json.loads(sys.argv[1])
 torch.set_num_threads(2)
 def rss_mb():
     with open('/proc/self/status') as f:
@@ -49,7 +54,7 @@ def rss_mb():
             if line.startswith('VmRSS'):
                 return int(line.split()[1]) / 1024
 base = rss_mb()
-kwargs = architecture_class(architecture).build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0])
+kwargs = architecture_class(architecture).build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]) | overrides
 model = build_model(architecture, kwargs).to(device)
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
 shape = model.example_inputs(batch, patch, points, torch.device('meta'))[0].shape
@@ -71,7 +76,9 @@ print(json.dumps({'peak_mb': peak}))
 
 
 def measure(architecture: str, config, device: str) -> float:
-    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([architecture, *config, device])],
+    preset, patch, batch, points, *overrides = config
+    arguments = [architecture, preset, patch, batch, points, (overrides or [{}])[0], device]
+    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(arguments)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
@@ -102,11 +109,12 @@ def main() -> None:
     rows = []
     cls = architecture_class(args.architecture)
     for config in CONFIGS[args.architecture]:
-        preset, patch, batch, points = config
-        fp = training_footprint(args.architecture, cls.build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]), patch, batch,
-                                points)
+        preset, patch, batch, points, *overrides = config
+        kwargs = cls.build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]) | (overrides or [{}])[0]
+        fp = training_footprint(args.architecture, kwargs, patch, batch, points)
         measured = measure(args.architecture, config, args.device)
-        rows.append(dict(preset=preset, patch=patch, batch=batch, points=points, activations=fp.activation_elements,
+        rows.append(dict(preset=preset, patch=patch, batch=batch, points=points, kwargs=(overrides or [{}])[0],
+                         activations=fp.activation_elements,
                          parameters=fp.parameters, inputs=fp.input_elements, estimated_mb=fp.estimated_bytes() / 2**20,
                          measured_mb=measured))
         print(f"{preset:5s} patch {patch} batch {batch} points {points}: estimated "

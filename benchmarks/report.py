@@ -155,17 +155,19 @@ def memory_model_section() -> List[str]:
         errors = []
         rows = []
         for r in data["rows"]:
-            kwargs = cls.build_kwargs(r["preset"], 1, 4, [1.0, 1.0, 1.0])
+            kwargs = cls.build_kwargs(r["preset"], 1, 4, [1.0, 1.0, 1.0]) | r.get("kwargs", {})
             estimate = training_footprint(architecture, kwargs, r["patch"], r["batch"], r["points"]).estimated_bytes()
             estimate /= 2 ** 20
             errors.append(estimate / r["measured_mb"] - 1)
-            rows.append(f"| {r['preset']} | {r['patch']} | {r['batch']} | {r['points']} | {estimate:.0f} | "
+            preset = r["preset"] + (" (strides " + json.dumps(r["kwargs"]["strides"]) + ")" if "strides" in r.get("kwargs", {}) else "")
+            rows.append(f"| {preset} | {r['patch']} | {r['batch']} | {r['points']} | {estimate:.0f} | "
                         f"{r['measured_mb']:.0f} | {estimate / r['measured_mb']:.2f} |")
         lines += [f"### {architecture} ({cls.configuration_name}): largest error {100 * max(abs(e) for e in errors):.0f} %",
                   "", f"`python -m benchmarks.memory_model --architecture {architecture} --fit "
                   f"--out {path.relative_to(HERE.parent)}` ({data['device']}):", "",
                   "| preset | patch | batch | points | estimated MB | measured MB | estimate / measured |",
-                  "|---|---|---|---|---|---|---|", *rows, ""]
+                  "|---|---|---|---|---|---|---|", *rows, ""] + ([data["note"][0].upper() + data["note"][1:] + ".", ""]
+                                                                   if data.get("note") else [])
     return lines
 
 
