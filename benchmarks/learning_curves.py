@@ -243,8 +243,7 @@ def main(argv=None) -> Path:
     run = target_run(results, args.memory_target, args.budget_minutes)
     run.update({"dataset": ws.dataset_name, "budget_minutes": args.budget_minutes, "memory_target_gb": args.memory_target,
                 "machine": machine(), "device": args.device})
-    run.setdefault("marks", marks)
-    if not args.rescore:          # a rescore of some marks keeps the curve's
+    if not args.rescore or "marks" not in run:      # a rescore of some marks keeps the curve's
         run["marks"] = marks
     run.setdefault("commands", []).append(f"python -m benchmarks.learning_curves {' '.join(sys.argv[1:] or argv or [])}")
     keys = available(args, venv)
