@@ -158,11 +158,11 @@ def rescore_tool(tool: Tool, ws: Workspace, figures: Dict, marks: Sequence[float
     """The checkpoints at ``marks`` scored again (each point then says when); the curve's other points
     stay as they were scored."""
     today = datetime.date.today().isoformat()
-    logger.info("%s: score the checkpoints at %s again", tool_key(tool), [p["minutes"] for p in figures["curve"]
-                                                                        if p["minutes"] in marks])
-    return figures | {"curve": [score_checkpoint(tool, ws, p["minutes"]) | {"rescored": today} if p["minutes"] in marks
-                                else p for p in figures["curve"]],
-                      "inference_cost": inference_cost(tool, ws, tool_key(tool)), "rescored": today}
+    again = [p["minutes"] for p in figures["curve"] if p["minutes"] in marks]
+    logger.info("%s: score the checkpoints at %s again", tool_key(tool), again)
+    curve = [score_checkpoint(tool, ws, p["minutes"]) | {"rescored": today} if p["minutes"] in again else p
+             for p in figures["curve"]]
+    return figures | {"curve": curve, "inference_cost": inference_cost(tool, ws, tool_key(tool)), "rescored": today}
 
 
 def find_best(ws: Workspace, configurations: List[str]) -> Dict:

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -45,8 +46,8 @@ CONFIGS = {
 _CHILD = r"""
 import json, resource, sys, torch
 from nnocc.architectures.base import Placement
-from nnocc.architectures.registry import architecture_class, build_model
-architecture, preset, patch, batch, points, overrides, device = json.loads(sys.argv[1])
+from nnocc.architectures.registry import build_model
+architecture, kwargs, patch, batch, points, device = json.loads(sys.argv[1])
 torch.set_num_threads(2)
 def rss_mb():
     with open('/proc/self/status') as f:
@@ -54,7 +55,6 @@ def rss_mb():
             if line.startswith('VmRSS'):
                 return int(line.split()[1]) / 1024
 base = rss_mb()
-kwargs = architecture_class(architecture).build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]) | overrides
 model = build_model(architecture, kwargs).to(device)
 opt = torch.optim.AdamW(model.parameters(), 1e-3)
 shape = model.example_inputs(batch, patch, points, torch.device('meta'))[0].shape
@@ -75,10 +75,15 @@ print(json.dumps({'peak_mb': peak}))
 """
 
 
-def measure(architecture: str, config, device: str) -> float:
-    preset, patch, batch, points, *overrides = config
-    arguments = [architecture, preset, patch, batch, points, (overrides or [{}])[0], device]
-    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(arguments)],
+def model_kwargs(architecture: str, preset: str, overrides: Optional[Dict] = None) -> Dict:
+    """The model a row measures: the preset as built for isotropic spacing, with the row's overrides."""
+    from nnocc.architectures.registry import architecture_class
+
+    return architecture_class(architecture).build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]) | (overrides or {})
+
+
+def measure(architecture: str, kwargs: Dict, patch, batch: int, points: int, device: str) -> float:
+    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([architecture, kwargs, patch, batch, points, device])],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
@@ -97,7 +102,6 @@ def fit_calibration(rows) -> dict:
 
 
 def main() -> None:
-    from nnocc.architectures.registry import architecture_class
     from nnocc.planning.memory_model import training_footprint
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,15 +111,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     rows = []
-    cls = architecture_class(args.architecture)
-    for config in CONFIGS[args.architecture]:
-        preset, patch, batch, points, *overrides = config
-        kwargs = cls.build_kwargs(preset, 1, 4, [1.0, 1.0, 1.0]) | (overrides or [{}])[0]
+    for preset, patch, batch, points, *rest in CONFIGS[args.architecture]:
+        overrides = rest[0] if rest else {}
+        kwargs = model_kwargs(args.architecture, preset, overrides)
         fp = training_footprint(args.architecture, kwargs, patch, batch, points)
-        measured = measure(args.architecture, config, args.device)
-        rows.append(dict(preset=preset, patch=patch, batch=batch, points=points, kwargs=(overrides or [{}])[0],
-                         activations=fp.activation_elements,
-                         parameters=fp.parameters, inputs=fp.input_elements, estimated_mb=fp.estimated_bytes() / 2**20,
+        measured = measure(args.architecture, kwargs, patch, batch, points, args.device)
+        rows.append(dict(preset=preset, patch=patch, batch=batch, points=points, kwargs=overrides,
+                         activations=fp.activation_elements, parameters=fp.parameters, inputs=fp.input_elements,
+                         estimated_mb=fp.estimated_bytes() / 2**20,
                          measured_mb=measured))
         print(f"{preset:5s} patch {patch} batch {batch} points {points}: estimated "
               f"{rows[-1]['estimated_mb']:8.1f} MB, measured {measured:8.1f} MB", flush=True)

@@ -140,6 +140,7 @@ MEMORY_MODEL_RESULTS = (("convocc", "memory_model_cpu.json"), ("ossnet", "memory
 def memory_model_section() -> List[str]:
     """The planner's memory model against measured peaks, per architecture, with the current
     calibration (``python -m benchmarks.memory_model --architecture NAME``)."""
+    from benchmarks.memory_model import model_kwargs
     from nnocc.architectures.registry import architecture_class
     from nnocc.planning.memory_model import training_footprint
 
@@ -155,7 +156,7 @@ def memory_model_section() -> List[str]:
         errors = []
         rows = []
         for r in data["rows"]:
-            kwargs = cls.build_kwargs(r["preset"], 1, 4, [1.0, 1.0, 1.0]) | r.get("kwargs", {})
+            kwargs = model_kwargs(architecture, r["preset"], r.get("kwargs"))
             estimate = training_footprint(architecture, kwargs, r["patch"], r["batch"], r["points"]).estimated_bytes()
             estimate /= 2 ** 20
             errors.append(estimate / r["measured_mb"] - 1)
