@@ -28,6 +28,20 @@ def test_pade_value_is_the_rational_function_across_chunk_boundaries(monkeypatch
     assert x.shape == pade_value(x, a, b).shape
 
 
+def test_pade_gradients_are_autograds_across_chunk_boundaries(monkeypatch):
+    monkeypatch.setattr(pade, "PADE_BACKWARD_CHUNK", 7)
+    torch.manual_seed(0)
+    x = (torch.randn(2, 3, 5, 4, dtype=torch.float64) * 3).requires_grad_()
+    a = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(2, 3, 5, 4, dtype=torch.float64)
+    y = sum(a[i] * x ** i for i in range(6)) / (1 + sum(b[j] * x ** (j + 1) for j in range(4)).abs())
+    expected = torch.autograd.grad(y, (x, a, b), upstream)
+    got = torch.autograd.grad(_Pade.apply(x, a, b), (x, a, b), upstream)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-10)
+
+
 def test_cube_convolution_equals_a_same_padded_conv3d():
     torch.manual_seed(0)
     conv = CubeConv(2, 3).double()
