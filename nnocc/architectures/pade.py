@@ -47,15 +47,20 @@ def pade_gradients(x: torch.Tensor, grad: torch.Tensor, a: torch.Tensor, b: torc
     """(dL/dx, dL/da, dL/db) of y = P(x) / (1 + |R(x)|) for the upstream gradient dL/dy, chunk by chunk.
     With u = g / q and v = -g P sign(R) / q^2: dL/dx = u P' + v R', dL/da_i = sum u x^i and dL/db_j =
     sum v x^j.  Powers summed over whole tensors held some twenty of x's size and were two thirds of
-    an OSS-Net training step (measured: 17x faster on 16384 x 128 values on a CPU, equal to 1e-5)."""
+    an OSS-Net training step (measured on 2 CPU cores: a step of the KiTS23 kidney plan 4.9 -> 3.0 s)."""
     flat, upstream = x.reshape(-1), grad.reshape(-1)
     grad_x = torch.empty_like(flat)
     grad_a, grad_b = torch.zeros_like(a), torch.zeros_like(b)
     numerator, denominator = list(a), list(b)
     numerator_slope = [i * numerator[i] for i in range(1, len(numerator))]
     denominator_slope = [(j + 1) * denominator[j] for j in range(len(denominator))]
+    powers = flat.new_empty(len(numerator) - 1, min(PADE_BACKWARD_CHUNK, flat.numel()))      # x, x^2, ..., x^5
     for first in range(0, flat.numel(), PADE_BACKWARD_CHUNK):
         part = flat[first:first + PADE_BACKWARD_CHUNK]
+        chunk_powers = powers[:, :part.numel()]
+        chunk_powers[0] = part
+        for i in range(1, len(chunk_powers)):
+            torch.mul(chunk_powers[i - 1], part, out=chunk_powers[i])
         r = _horner(part, denominator).mul_(part)
         sign = torch.sign(r)
         q = r.abs_().add_(1)
@@ -63,10 +68,9 @@ def pade_gradients(x: torch.Tensor, grad: torch.Tensor, a: torch.Tensor, b: torc
         v = _horner(part, numerator).mul_(u).mul_(sign).div_(q).neg_()
         grad_x[first:first + PADE_BACKWARD_CHUNK] = _horner(part, numerator_slope).mul_(u).add_(
             _horner(part, denominator_slope).mul_(v))
-        powers = part[:, None].expand(-1, len(numerator) - 1).cumprod(1)          # x, x^2, ..., x^5
         grad_a[0] += u.sum()
-        grad_a[1:] += u @ powers
-        grad_b += v @ powers[:, :len(denominator)]
+        grad_a[1:] += chunk_powers @ u
+        grad_b += chunk_powers[:len(denominator)] @ v
     return grad_x.view_as(x), grad_a, grad_b
 
 
