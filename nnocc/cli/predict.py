@@ -39,8 +39,8 @@ def add_inference(p):
                    help="mm (one value or z y x); default: the input's own grid")
     p.add_argument("--disable_tta", action="store_true", help="no mirroring (8x faster, slightly less accurate)")
     p.add_argument("--max_points_per_batch", type=int, default=None,
-                   help="decoder points per call (default: 16384 on a CPU, where smaller calls are faster and "
-                        "lighter; 65536 on a GPU)")
+                   help="decoder points per call (default: as many as keep a call's tensors within 32 MB on a "
+                        "CPU, where smaller calls are faster and lighter, at most 16384; 1 GB and 65536 on a GPU)")
     p.add_argument("--stitching", choices=("nearest", "gaussian"), default=None, help="default: the plan's")
     p.add_argument("--tile_cache_mb", type=float, default=2048.0,
                    help="memory for encoded tiles; Gaussian stitching wants eight tiles' worth")

@@ -22,6 +22,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch.nn import functional as F
 
+from nnocc.utils.memory import release_freed_memory
+
 QueryFunction = Callable[[torch.Tensor], torch.Tensor]   # (M, 3) output-grid coordinates -> (M, K) probabilities
 
 
@@ -199,8 +201,11 @@ class Mise:
         self.rounds = 0
 
     def _query(self, coordinates: torch.Tensor) -> torch.Tensor:
-        out = [self.query_fn(coordinates[i:i + self.batch]).to(self.device, torch.float32)
-               for i in range(0, len(coordinates), self.batch)]
+        out = []
+        for first in range(0, len(coordinates), self.batch):
+            out.append(self.query_fn(coordinates[first:first + self.batch]).to(self.device, torch.float32))
+            if self.device.type == "cpu":
+                release_freed_memory()
         self.queries += len(coordinates)
         return torch.cat(out) if out else torch.zeros(0, self.k, device=self.device)
 

@@ -20,6 +20,7 @@ from nnocc.inference.export import CasePrediction
 from nnocc.inference.field import VolumeField
 from nnocc.inference.mise import DEFAULT_CHILDREN, Decision
 from nnocc.inference.output_grid import OutputGrid, output_geometry
+from nnocc.inference.query_batch import points_per_batch
 from nnocc.inference.tiling import Tiling
 from nnocc.inference.volume import VolumeSettings, predict_volume
 from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
@@ -41,7 +42,7 @@ class InferenceSettings:
     tta: bool = True
     output_spacing: Optional[List[float]] = None
     keep_probabilities: bool = False
-    max_points_per_batch: Optional[int] = None   # None: the device's (mise.POINTS_PER_BATCH)
+    max_points_per_batch: Optional[int] = None   # None: what fits the device's working set (query_batch)
     stitching: Optional[str] = None           # None: the plan's choice
     seed_from_aux: Optional[bool] = None      # None: the plan's choice
     aux_hint: bool = True
@@ -123,11 +124,17 @@ class Predictor:
         chosen = self.settings.coarse_spacing_mm
         return self.config.mise.coarse_spacing_mm if chosen is None else chosen
 
+    def points_per_batch(self) -> int:
+        if self.settings.max_points_per_batch:
+            return self.settings.max_points_per_batch
+        architecture = self.config.architecture
+        return points_per_batch(architecture.name, architecture.kwargs, self.config.patch_size, self.device)
+
     def volume_settings(self) -> VolumeSettings:
         mise, s = self.config.mise, self.settings
         return VolumeSettings(
             coarse_spacing_mm=0.0 if s.dense else self.coarse_spacing_mm(), decision=self.decision(),
-            max_points_per_batch=s.max_points_per_batch,
+            max_points_per_batch=self.points_per_batch(),
             seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux, aux_hint=s.aux_hint,
             hint_factor=s.hint_factor, children=s.mise_children,
             keep_probabilities=s.keep_probabilities,
@@ -183,6 +190,7 @@ class Predictor:
                  "boxes": result.boxes, "refined_structures": result.refined_structures,
                  "aux_hint_lookups": result.hint_lookups,
                  "encoded_tiles": field.encoded_tiles, "members": field.num_members,
+                 "points_per_batch": self.points_per_batch(),
                  "seconds_point_cloud": seconds_cloud, "seconds_encode": field.encode_seconds,
                  "seconds_mise": total - field.encode_seconds - seconds_cloud,
                  "seconds_total": total, "output_shape": list(grid.geometry.shape),

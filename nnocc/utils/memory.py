@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import resource
+from functools import lru_cache
 
 import torch
 
@@ -17,6 +18,7 @@ def memory_peak_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@lru_cache(maxsize=1)      # find_library runs a subprocess; some callers trim after every decoder call
 def _libc():
     try:
         return ctypes.CDLL(ctypes.util.find_library("c"))
@@ -40,7 +42,9 @@ def map_large_blocks_separately(threshold_mb: float = 1.0) -> bool:
 def release_freed_memory() -> None:
     """Hand memory that Python and torch have freed back to the system (glibc's ``malloc_trim``).
     Between cases of different sizes the allocator otherwise keeps the freed pages: measured, a batch
-    of ten cases held 260 MB more than its largest case alone.  Nothing happens where glibc is absent."""
+    of ten cases held 260 MB more than its largest case alone; and between decoder calls, whose
+    tensors of changing sizes fragment the heap (a 3d_ossnet case: 1670 MB peak without, 822 MB with,
+    at 4096 points per call).  Nothing happens where glibc is absent."""
     trim = getattr(_libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)

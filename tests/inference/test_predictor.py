@@ -6,6 +6,7 @@ import pytest
 
 from nnocc.cli import predict as predict_cli
 from nnocc.inference.predictor import InferenceSettings, Predictor
+from nnocc.inference.query_batch import points_per_batch
 from nnocc.io.images import ImageGeometry, read_image, write_image
 from tests.conftest import make_untrained_model_folder
 
@@ -53,6 +54,17 @@ def test_other_output_spacing_keeps_the_physical_extent(model_folder):
     np.testing.assert_allclose(np.array(result.geometry.shape) * result.geometry.spacing,
                                np.array([12, 30, 30]) * [3.9, 2.6, 2.6])
     assert result.geometry.shape == [36, 60, 60]
+
+
+def test_points_per_call_are_the_users_or_what_fits_the_devices_working_set(model_folder):
+    predictor = Predictor.from_model_folder(model_folder, settings=InferenceSettings(tta=False))
+    architecture = predictor.config.architecture
+    fitting = points_per_batch(architecture.name, architecture.kwargs, predictor.config.patch_size, predictor.device)
+    assert predictor.points_per_batch() == predictor.volume_settings().max_points_per_batch == fitting
+    chosen = Predictor.from_model_folder(model_folder, settings=InferenceSettings(tta=False, max_points_per_batch=777))
+    assert chosen.volume_settings().max_points_per_batch == 777
+    image = np.random.default_rng(1).normal(50, 80, size=(12, 30, 30)).astype(np.float32)
+    assert chosen.predict_array(image, spacing=(3.9, 2.6, 2.6)).stats["points_per_batch"] == 777
 
 
 def test_a_coarser_lattice_asks_fewer_points(model_folder):
