@@ -274,8 +274,9 @@ class CubeSampler(nn.Module):
 class OssNet(OccupancyArchitecture):
     configuration_name = "3d_ossnet"
     field_of_view = "case"
-    # CPU peak RSS, benchmarks/results/memory_model_ossnet_cpu.json: fitted to its seven isotropic rows (within
-    # 18 % then, 35 % remeasured); at anisotropic strides it underestimates (0.68 of the peak for KiTS23's 2 GB plan)
+    # CPU peak RSS, benchmarks/results/memory_model_ossnet_cpu.json: fitted to its seven isotropic rows before the
+    # chunked Pade backward, which lowered every peak (now it overestimates those by up to 54 %); at anisotropic
+    # strides it underestimates (0.81 of the peak for KiTS23's 2 GB plan), where a refit would err more
     memory_calibration = MemoryCalibration(2.28, 564e6, bytes_per_point=85.3e3)
     PRESET_ORDER = PRESET_ORDER
 
