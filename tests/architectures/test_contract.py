@@ -9,7 +9,9 @@ import torch
 from nnocc.architectures.base import Encoding, OccupancyArchitecture, Placement
 from nnocc.architectures.registry import architecture_class, build_model, registered
 from nnocc.cli.environment import dataset_paths
+from nnocc.inference.mise import default_points_per_batch
 from nnocc.inference.predictor import InferenceSettings, Predictor
+from nnocc.inference.query_batch import POINTS_GRANULE, points_per_batch
 from nnocc.io.dataset_json import load_dataset_json
 from nnocc.planning.memory_model import training_footprint
 from nnocc.planning.plans import ArchitecturePlan, Plans, PointCloudPlan, TrainingPlan
@@ -65,6 +67,14 @@ def test_traces_on_the_meta_device(architecture):
     small = training_footprint(architecture, kwargs, patch, 1, 512)
     large = training_footprint(architecture, kwargs, [2 * p for p in patch], 2, 2048)
     assert 0 < small.estimated_bytes() < large.estimated_bytes()
+
+
+def test_decoder_calls_are_sized_within_the_devices_bounds(architecture):
+    _, kwargs, patch = _small(architecture)
+    for device in (torch.device("cpu"), torch.device("cuda")):
+        points = points_per_batch(architecture, kwargs, patch, device)
+        assert POINTS_GRANULE <= points <= default_points_per_batch(device)
+        assert points % POINTS_GRANULE == 0 or points == default_points_per_batch(device)
 
 
 def test_output_shapes_and_auxiliary_grid(architecture):
