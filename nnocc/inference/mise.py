@@ -190,13 +190,14 @@ class Mise:
     model's KiTS-sized scan it asked 1.4x the points for the same agreement with dense)."""
 
     def __init__(self, query: QueryFunction, num_outputs: int, decision: Decision, max_points_per_batch: Optional[int] = None,
-                 device: Optional[torch.device] = None, children: str = DEFAULT_CHILDREN):
+                 device: Optional[torch.device] = None, children: str = DEFAULT_CHILDREN, release_memory: bool = False):
         if children not in CHILDREN:
             raise ValueError(f"children must be one of {CHILDREN}, got {children!r}")
         self.query_fn, self.k, self.decision = query, num_outputs, decision
         self.device = device or torch.device("cpu")
         self.batch = max_points_per_batch or default_points_per_batch(self.device)
         self.all_children = children == "all"
+        self.release_memory = release_memory       # after each decoder call (query_batch says when it pays)
         self.queries = 0
         self.rounds = 0
 
@@ -204,7 +205,7 @@ class Mise:
         out = []
         for first in range(0, len(coordinates), self.batch):
             out.append(self.query_fn(coordinates[first:first + self.batch]).to(self.device, torch.float32))
-            if self.device.type == "cpu":
+            if self.release_memory:
                 release_freed_memory()
         self.queries += len(coordinates)
         return torch.cat(out) if out else torch.zeros(0, self.k, device=self.device)

@@ -20,7 +20,7 @@ from nnocc.inference.export import CasePrediction
 from nnocc.inference.field import VolumeField
 from nnocc.inference.mise import DEFAULT_CHILDREN, Decision
 from nnocc.inference.output_grid import OutputGrid, output_geometry
-from nnocc.inference.query_batch import points_per_batch
+from nnocc.inference.query_batch import points_per_batch, release_memory_between_calls
 from nnocc.inference.tiling import Tiling
 from nnocc.inference.volume import VolumeSettings, predict_volume
 from nnocc.io.dataset_json import DatasetDescription, load_dataset_json
@@ -135,6 +135,7 @@ class Predictor:
         return VolumeSettings(
             coarse_spacing_mm=0.0 if s.dense else self.coarse_spacing_mm(), decision=self.decision(),
             max_points_per_batch=self.points_per_batch(),
+            release_memory=release_memory_between_calls(self.points_per_batch(), self.device),
             seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux, aux_hint=s.aux_hint,
             hint_factor=s.hint_factor, children=s.mise_children,
             keep_probabilities=s.keep_probabilities,

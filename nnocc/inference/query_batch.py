@@ -63,3 +63,11 @@ def points_per_batch(architecture: str, kwargs: Dict[str, Any], patch: Sequence[
         return ceiling
     fitting = int(budget // per_point) // POINTS_GRANULE * POINTS_GRANULE
     return max(POINTS_GRANULE, min(ceiling, fitting))
+
+
+def release_memory_between_calls(points: int, device: torch.device) -> bool:
+    """Whether to hand freed memory back after each decoder call: on a CPU, where calls were cut below the
+    device's count (a heavy decoder, whose freed blocks glibc's heap would keep: a 3d_ossnet case peaked
+    at 1670 MB without, 822 MB with, at 4096 points).  A light decoder's calls would only pay the page
+    faults (3d_occ, dense on a test case: some 15 % slower)."""
+    return device.type == "cpu" and points < default_points_per_batch(device)

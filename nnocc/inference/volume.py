@@ -22,6 +22,7 @@ class VolumeSettings:
     coarse_spacing_mm: float
     decision: Decision
     max_points_per_batch: Optional[int] = None   # None: mise.default_points_per_batch(device)
+    release_memory: bool = False              # hand freed memory back after each decoder call (mise.Mise)
     seed_from_aux: bool = False
     aux_hint: bool = True                     # refine where the auxiliary head sees a boundary, too
     hint_factor: float = 1.0                  # MISE starts this much coarser; the hint stays at coarse_spacing_mm
@@ -79,7 +80,8 @@ def _run_box(query: Callable, box: Box, k: int, steps: Sequence[int], settings: 
              initial: Optional[torch.Tensor], device, hint: Optional[torch.Tensor] = None,
              hint_steps: Optional[Sequence[int]] = None) -> MiseResult:
     shape = [b - a for a, b in box]
-    mise = Mise(query, k, settings.decision, settings.max_points_per_batch, device, settings.children)
+    mise = Mise(query, k, settings.decision, settings.max_points_per_batch, device, settings.children,
+                settings.release_memory)
     return mise.run(shape, steps, initial, settings.keep_probabilities, hint, hint_steps)
 
 

@@ -42,9 +42,9 @@ def map_large_blocks_separately(threshold_mb: float = 1.0) -> bool:
 def release_freed_memory() -> None:
     """Hand memory that Python and torch have freed back to the system (glibc's ``malloc_trim``).
     Between cases of different sizes the allocator otherwise keeps the freed pages: measured, a batch
-    of ten cases held 260 MB more than its largest case alone; and between decoder calls, whose
-    tensors of changing sizes fragment the heap (a 3d_ossnet case: 1670 MB peak without, 822 MB with,
-    at 4096 points per call).  Nothing happens where glibc is absent."""
+    of ten cases held 260 MB more than its largest case alone; and between a heavy decoder's calls,
+    whose tensors of changing sizes fragment the heap (``query_batch.release_memory_between_calls``).
+    Nothing happens where glibc is absent."""
     trim = getattr(_libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)

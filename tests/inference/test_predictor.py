@@ -60,9 +60,10 @@ def test_points_per_call_are_the_users_or_what_fits_the_devices_working_set(mode
     predictor = Predictor.from_model_folder(model_folder, settings=InferenceSettings(tta=False))
     architecture = predictor.config.architecture
     fitting = points_per_batch(architecture.name, architecture.kwargs, predictor.config.patch_size, predictor.device)
-    assert predictor.points_per_batch() == predictor.volume_settings().max_points_per_batch == fitting
+    assert predictor.points_per_batch() == predictor.volume_settings().max_points_per_batch == fitting == 16384
+    assert not predictor.volume_settings().release_memory         # a light decoder: calls at the device's count
     chosen = Predictor.from_model_folder(model_folder, settings=InferenceSettings(tta=False, max_points_per_batch=777))
-    assert chosen.volume_settings().max_points_per_batch == 777
+    assert chosen.volume_settings().max_points_per_batch == 777 and chosen.volume_settings().release_memory
     image = np.random.default_rng(1).normal(50, 80, size=(12, 30, 30)).astype(np.float32)
     assert chosen.predict_array(image, spacing=(3.9, 2.6, 2.6)).stats["points_per_batch"] == 777
 
