@@ -132,10 +132,11 @@ class Predictor:
 
     def volume_settings(self) -> VolumeSettings:
         mise, s = self.config.mise, self.settings
+        points = self.points_per_batch()
         return VolumeSettings(
             coarse_spacing_mm=0.0 if s.dense else self.coarse_spacing_mm(), decision=self.decision(),
-            max_points_per_batch=self.points_per_batch(),
-            release_memory=release_memory_between_calls(self.points_per_batch(), self.device),
+            max_points_per_batch=points,
+            release_memory=release_memory_between_calls(points, self.device),
             seed_from_aux=mise.seed_from_aux if s.seed_from_aux is None else s.seed_from_aux, aux_hint=s.aux_hint,
             hint_factor=s.hint_factor, children=s.mise_children,
             keep_probabilities=s.keep_probabilities,
@@ -182,7 +183,8 @@ class Predictor:
                             cache_mb=self.settings.tile_cache_mb, cloud=cloud)
         grid = OutputGrid(output_geometry(pre.properties.geometry, self.settings.output_spacing), pre.properties)
         seconds_cloud = time.perf_counter() - started
-        result = predict_volume(field, grid, self.description.num_outputs, self.volume_settings())
+        settings = self.volume_settings()
+        result = predict_volume(field, grid, self.description.num_outputs, settings)
         labels = self.codes_to_labels(result.codes.cpu().numpy())
         probabilities = result.probabilities.cpu().numpy() if result.probabilities is not None else None
         total = time.perf_counter() - started
@@ -191,7 +193,7 @@ class Predictor:
                  "boxes": result.boxes, "refined_structures": result.refined_structures,
                  "aux_hint_lookups": result.hint_lookups,
                  "encoded_tiles": field.encoded_tiles, "members": field.num_members,
-                 "points_per_batch": self.points_per_batch(),
+                 "points_per_batch": settings.max_points_per_batch,
                  "seconds_point_cloud": seconds_cloud, "seconds_encode": field.encode_seconds,
                  "seconds_mise": total - field.encode_seconds - seconds_cloud,
                  "seconds_total": total, "output_shape": list(grid.geometry.shape),
