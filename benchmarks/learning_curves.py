@@ -2,6 +2,7 @@
 
     python -m benchmarks.learning_curves --kits23 PATH --budget-minutes 60 --marks 5 15 30 60 --memory-target 2
         [--tools 3d_occ 3d_ossnet 3d_sconet 3d_swipe nnunet] [--nnunet-venv PATH] [--train 40] [--test 10]
+        [--spacing 3 2 2]
         [--work DIR] [--out FILE]
 
 The dataset is ``benchmarks.kits_anatomy``'s (real KiTS23 label maps, painted CT).  Both tools plan
@@ -53,6 +54,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--train", type=int, default=40)
     p.add_argument("--test", type=int, default=10)
+    p.add_argument("--spacing", type=float, nargs=3, default=[3.0, 2.0, 2.0],
+                   help="mm (z y x) of the dataset made from the label maps (once per --work)")
     p.add_argument("--work", type=Path, default=HERE / "work" / "learning_curves")
     p.add_argument("--out", type=Path, default=HERE / "results" / "learning_curves_cpu.json")
     p.add_argument("--redo", action="store_true", help="rerun tools already in --out")
@@ -75,7 +78,7 @@ def prepare(args) -> Workspace:
                    args.device, args.budget_minutes)
     shared_raw = args.work / "raw"
     if not (shared_raw / ws.dataset_name / "dataset.json").is_file():
-        make_real_anatomy_dataset(args.kits23, shared_raw, DATASET_ID, args.train, args.test, (3.0, 2.0, 2.0),
+        make_real_anatomy_dataset(args.kits23, shared_raw, DATASET_ID, args.train, args.test, tuple(args.spacing),
                                   num_processes=2, name=DATASET_NAME)
     ws.root.mkdir(parents=True, exist_ok=True)
     if not ws.raw.exists():

@@ -49,6 +49,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--scaling-cases", type=int, default=2, help="test cases used for the scaling studies")
     p.add_argument("--output-factors", type=float, nargs="+", default=[1.0, 0.5, 0.25],
                    help="output spacings of the resolution study, as fractions of the input's")
+    p.add_argument("--patch-scales", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.25, 1.5],
+                   help="patch sizes of the training-memory study, as fractions of the planned one")
     p.add_argument("--results", type=Path, default=HERE / "results")
     p.add_argument("--stages", default=",".join(STAGES),
                    help=f"comma-separated subset of {','.join(STAGES)}; the others are taken from --reuse")
@@ -216,7 +218,7 @@ def main(argv=None) -> Path:
     if "scaling" in stages:
         from benchmarks.training_memory import patch_size_study
         results["nnocc"]["output_resolution"] = output_resolution_study(nnocc, ws, args.scaling_cases, args.output_factors)
-        results["nnocc"]["training_memory_vs_patch"] = patch_size_study(nnocc, ws)
+        results["nnocc"]["training_memory_vs_patch"] = patch_size_study(nnocc, ws, args.patch_scales)
     if venv is not None:
         tool = NnunetTool(ws, venv, memory_target)
         results["versions"] = {"nnunetv2": NnunetTool.version(venv)}

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 _CHILD = r"""
 import json, resource, sys, torch
@@ -43,7 +43,7 @@ def measure_training_memory(plans_file, configuration: str, patch, device: str, 
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
-def patch_size_study(nnocc, ws, scales=(0.5, 0.75, 1.0, 1.25, 1.5)) -> List[Dict]:
+def patch_size_study(nnocc, ws, scales: Sequence[float]) -> List[Dict]:
     from nnocc.architectures.registry import architecture_facts
     from nnocc.planning.memory_model import training_footprint
     from nnocc.planning.plans import Plans

@@ -14,6 +14,15 @@ torch.set_num_threads(2)
 SMALL_SHAPE = (24, 64, 64)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def batches_in_the_main_process():
+    """Trainings here take a few steps; spawning augmentation workers (each importing torch) would take
+    longer than the steps. test_train_fold_writes_everything_and_validates trains with workers."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("nnocc_n_proc_DA", "0")
+        yield
+
+
 def folders_at(root: Path) -> DataFolders:
     return DataFolders(root / "raw", root / "preprocessed", root / "results")
 

@@ -10,7 +10,7 @@ def test_harness_runs_nnocc_half_without_nnunet(tmp_path, monkeypatch):
     monkeypatch.delenv("NNUNET_VENV", raising=False)
     path = run.main(["--budget-minutes", "0.05", "--num-train", "5", "--num-test", "1", "--shape", "16", "40", "40",
                      "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results"), "--no-readme",
-                     "--scaling-cases", "1", "--output-factors", "1", "0.5"])
+                     "--scaling-cases", "1", "--output-factors", "1", "0.5", "--patch-scales", "0.5", "1"])
     results = json.loads(path.read_text())
     assert "nnU-Net v2 not found" in results["nnunet_missing"]
     assert "nnunet" not in results
@@ -18,7 +18,8 @@ def test_harness_runs_nnocc_half_without_nnunet(tmp_path, monkeypatch):
     assert n["train"]["iterations"] > 0 and n["predict"]["seconds_per_case"] > 0
     assert set(n["output_resolution"]) == {"1.0", "0.5"}
     assert n["mise_vs_dense"]["voxel_agreement"] > 0.99
-    assert len(n["training_memory_vs_patch"]) == 5
+    half, planned = n["training_memory_vs_patch"]
+    assert half["voxels"] < planned["voxels"] and planned["measured_mb"] > 0
     assert {g["goal"] for g in results["goals"]} >= {"MISE: at most 15 % of dense queries"}
 
 
@@ -82,16 +83,22 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
         case.mkdir(parents=True)
         sitk.WriteImage(kits_like_labels(i), str(case / "segmentation.nii.gz"))
     args = ["--kits23", str(tmp_path / "kits23"), "--budget-minutes", "0.1", "--marks", "0.02", "0.1", "5",
-            "--memory-target", "1", "--tools", "3d_occ", "nnunet", "--train", "5", "--test", "1",
+            "--memory-target", "1", "--tools", "3d_occ", "nnunet", "--train", "5", "--test", "1", "--spacing", "4", "4", "4",
             "--work", str(tmp_path / "work"), "--out", str(tmp_path / "curves.json")]
+    really_score = learning_curves.score_checkpoint
+    # one mark scored for real shows what a point holds; a second would only double the time
+    monkeypatch.setattr(learning_curves, "score_checkpoint", lambda tool, ws, minutes: really_score(tool, ws, minutes)
+                        if minutes == 0.1 else {"minutes": minutes})
     run = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
     assert run["marks"] == [0.02, 0.1] and list(run["tools"]) == ["3d_occ"]     # no nnU-Net here: skipped
     curve = run["tools"]["3d_occ"]["curve"]
     assert [p["minutes"] for p in curve] == [0.02, 0.1]
-    for point in curve:
-        assert 0 <= point["evaluation"]["kits23"]["challenge"]["mean_dice"] <= 1
-        assert set(point["evaluation"]["classes"]) == {"kidney", "tumor", "cyst", "mean"}
-        assert point["inference_stats"]["query_fraction"] > 0     # above 1 when the second pass re-asks points
+    fold = next((tmp_path / "work").glob("1GB/nnocc/results/*/*3d_occ/fold_0"))
+    assert (fold / "checkpoint_at_0.02min.pth").is_file() and (fold / "checkpoint_at_0.1min.pth").is_file()
+    point = curve[1]
+    assert 0 <= point["evaluation"]["kits23"]["challenge"]["mean_dice"] <= 1
+    assert set(point["evaluation"]["classes"]) == {"kidney", "tumor", "cyst", "mean"}
+    assert point["inference_stats"]["query_fraction"] > 0     # above 1 when the second pass re-asks points
     rerun = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
     assert rerun["tools"]["3d_occ"]["curve"] == curve and len(rerun["commands"]) == 2
 
@@ -111,7 +118,7 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     results = json.loads((tmp_path / "curves.json").read_text())
     trained = results["runs"]["1GB"]["tools"].pop("3d_occ")
     (tmp_path / "curves.json").write_text(json.dumps(results))
-    final = next((tmp_path / "work").glob("1GB/nnocc/results/*/*3d_occ/fold_0/checkpoint_final.pth"))
+    final = fold / "checkpoint_final.pth"
     written = final.stat().st_mtime
     # scoring was checked above; here only what resuming decides (it doubled this test's time)
     scored.clear()

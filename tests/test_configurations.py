@@ -2,6 +2,7 @@
 predicted at exact geometry and compared by cross-validation."""
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -111,31 +112,30 @@ def test_a_point_cloud_batch_moves_cloud_and_queries_together(configured, monkey
 
 def test_each_configuration_trains_resumes_predicts_and_is_compared(configured, tmp_path, capsys):
     paths = dataset_paths(501)
-    assert _run(train.main, ["501", "3d_ossnet", "0", *SHORT]) == 0
+    one_epoch = ["--epochs", "1", *SHORT[2:]]       # OSS-Net's steps and cases are the slowest here
+    assert _run(train.main, ["501", "3d_ossnet", "0", *one_epoch]) == 0
     folder = paths.model_folder("3d_ossnet") / "fold_0"
     assert (folder / "checkpoint_final.pth").is_file() and (folder / "validation" / "summary.json").is_file()
-    assert _run(train.main, ["501", "3d_ossnet", "0", *SHORT, "--c"]) == 0
+    assert _run(train.main, ["501", "3d_ossnet", "0", *one_epoch, "--c"]) == 0
     assert "training already finished" in (folder / "training_log.txt").read_text()
 
     images = configured.raw / "Dataset501_SmallCT" / "imagesTs"
     assert _run(predict.main, ["-i", str(images), "-o", str(tmp_path / "out"), "-d", "501", "-f", "0",
                                "--disable_tta"]) == 1
     assert "holds several configurations (3d_occ, 3d_ossnet, 3d_sconet, 3d_swipe); choose one with -c" in capsys.readouterr().err
-    assert _run(predict.main, ["-i", str(images), "-o", str(tmp_path / "out"), "-d", "501", "-c", "3d_ossnet",
-                               "-f", "0", "--disable_tta", "-npp", "1"]) == 0
-    for image in sorted(images.glob("*_0000.nii.gz")):
-        labels, geometry = read_image(tmp_path / "out" / image.name.replace("_0000", ""))
-        assert geometry.differences(read_image(image)[1], tolerance=1e-6) == []
+    one_image = tmp_path / "one_image"
+    one_image.mkdir()
+    shutil.copy(sorted(images.glob("*_0000.nii.gz"))[0], one_image)
+    _predicts_at_exact_geometry(one_image, tmp_path / "out", ["-d", "501", "-c", "3d_ossnet", "-f", "0"])
     stats = json.loads((tmp_path / "out" / "inference_stats.json").read_text())
-    assert stats["settings"]["seed_from_aux"] is None and len(stats["cases"]) == 2
+    assert stats["settings"]["seed_from_aux"] is None and len(stats["cases"]) == 1
 
     assert _run(train.main, ["501", "3d_sconet", "0", *SHORT]) == 0
     _predicts_at_exact_geometry(images, tmp_path / "sconet", ["-d", "501", "-c", "3d_sconet", "-f", "0"])
     stats = json.loads((tmp_path / "sconet" / "inference_stats.json").read_text())["cases"]
     assert all(s["encoded_tiles"] == 1 and s["seconds_point_cloud"] > 0 for s in stats.values())   # one cloud, one tile
 
-    assert _run(train.main, ["501", "3d_swipe", "0", *SHORT]) == 0
-    _predicts_at_exact_geometry(images, tmp_path / "swipe", ["-d", "501", "-c", "3d_swipe", "-f", "0"])
+    assert _run(train.main, ["501", "3d_swipe", "0", *SHORT]) == 0      # predicted by the two-channel test below
     log = (paths.model_folder("3d_swipe") / "fold_0" / "training_log.txt").read_text()
     assert "final validation Dice" in log
 

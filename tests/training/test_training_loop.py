@@ -22,7 +22,8 @@ def _train(*args):
     return info.value.code
 
 
-def test_train_fold_writes_everything_and_validates(trained_folders):
+def test_train_fold_writes_everything_and_validates(trained_folders, monkeypatch):
+    monkeypatch.setenv("nnocc_n_proc_DA", "2")          # the augmentation workers' path, which the suite otherwise skips
     assert _train("0", *SHORT, "--val_disable_tta", "--set", "lr_schedule=cosine") == 0
     folder = dataset_paths(501).model_folder("3d_occ") / "fold_0"
     for name in ("checkpoint_final.pth", "checkpoint_best.pth", "training_log.txt", "progress.png", "debug.json"):
@@ -37,6 +38,7 @@ def test_train_fold_writes_everything_and_validates(trained_folders):
     assert set(summary["mean"]) == {"kidney", "tumor", "cyst"}
     log = (folder / "training_log.txt").read_text()
     assert "final validation Dice" in log
+    assert json.loads((folder / "debug.json").read_text())["data_augmentation_workers"] == 2
     assert re.search(r"training on the CPU: [0-9.]+ s per iteration \(measured\)", log)
     initial = json.loads((folder / "debug.json").read_text())["training"]["initial_lr"]
     expected = [initial * 0.5 * (1 + math.cos(math.pi * epoch / 3)) for epoch in range(3)]
