@@ -80,10 +80,21 @@ def prepare(args) -> Workspace:
     if not (shared_raw / ws.dataset_name / "dataset.json").is_file():
         make_real_anatomy_dataset(args.kits23, shared_raw, DATASET_ID, args.train, args.test, tuple(args.spacing),
                                   num_processes=2, name=DATASET_NAME)
+    check_spacing(shared_raw / ws.dataset_name, args.spacing)
     ws.root.mkdir(parents=True, exist_ok=True)
     if not ws.raw.exists():
         ws.raw.symlink_to(shared_raw.resolve())
     return ws
+
+
+def check_spacing(dataset: Path, spacing: Sequence[float]) -> None:
+    """A workspace keeps the dataset it was first made with: another --spacing is an error, not a silent reuse."""
+    from nnocc.io.images import read_image
+
+    made = read_image(next((dataset / "imagesTr").glob("*_0000.nii.gz")))[1].spacing
+    if not all(abs(a - b) < 1e-3 for a, b in zip(made, spacing)):
+        raise SystemExit(f"{dataset}: made at {' x '.join(f'{v:g}' for v in made)} mm, not --spacing "
+                         f"{' '.join(f'{v:g}' for v in spacing)}; pass that spacing or another --work")
 
 
 def evaluate(ws: Workspace, predictions: Path, name: str) -> Dict:

@@ -101,6 +101,9 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     assert point["inference_stats"]["query_fraction"] > 0     # above 1 when the second pass re-asks points
     rerun = json.loads(learning_curves.main(args).read_text())["runs"]["1GB"]
     assert rerun["tools"]["3d_occ"]["curve"] == curve and len(rerun["commands"]) == 2
+    spacing_at = args.index("--spacing")
+    with pytest.raises(SystemExit, match="made at 4 x 4 x 4 mm, not --spacing 3 2 2"):
+        learning_curves.main(args[:spacing_at + 1] + ["3", "2", "2"] + args[spacing_at + 4:])
 
     # a rescore of one mark keeps the curve's other points and marks
     scored = []
