@@ -58,18 +58,30 @@ class _WeightedFusion(nn.Module):
         self.weights = nn.Parameter(torch.ones(n_inputs))
         self.conv = conv_block(channels, channels)
 
-    def forward(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
+        """Empties ``inputs`` once they are summed, so that a resized input is freed before the conv:
+        at the base preset's finest level each tensor here is some 50 MB of a case's inference peak."""
         w = F.relu(self.weights)
         w = w / (w.sum() + 1e-4)
-        return self.conv(sum(wi * x for wi, x in zip(w, inputs)))
+        out = w[0] * inputs[0]
+        for wi, x in zip(w[1:], inputs[1:]):
+            out.add_(wi * x)      # in place: the product's backward needs its inputs, not its result
+        inputs.clear()
+        # conv, norm and nonlinearity one by one, each result replacing the last: called as one module,
+        # the block's input would stay alive beside the conv's and the norm's outputs
+        layers: nn.Sequential = self.conv.all_modules    # type: ignore[assignment]   # dnA's block, untyped
+        for layer in layers:
+            out = layer(out)
+        return out
 
 
-def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    if x.shape[2:] == like.shape[2:]:
+def _resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    size = tuple(size)
+    if tuple(x.shape[2:]) == size:
         return x
-    if all(a >= b for a, b in zip(x.shape[2:], like.shape[2:])):
-        return F.adaptive_max_pool3d(x, like.shape[2:])
-    return F.interpolate(x, size=like.shape[2:], mode="trilinear", align_corners=False)
+    if all(a >= b for a, b in zip(x.shape[2:], size)):
+        return F.adaptive_max_pool3d(x, size)
+    return F.interpolate(x, size=size, mode="trilinear", align_corners=False)
 
 
 class BiFPNLayer(nn.Module):
@@ -88,14 +100,18 @@ class BiFPNLayer(nn.Module):
             self.middle_out = _WeightedFusion(3, channels)
             self.coarse_out = _WeightedFusion(2, channels)
 
-    def forward(self, fine: torch.Tensor, middle: torch.Tensor, coarse: torch.Tensor):
-        middle_td = self.middle_td([middle, _resize(coarse, middle)])
-        fine_out = self.fine_out([fine, _resize(middle_td, fine)])
+    def forward(self, levels: List[torch.Tensor]) -> List[torch.Tensor]:
+        """``levels`` finest first.  The finest is taken out of the list as it is fused, so that it is
+        freed before the fusion's conv: at inference it is the largest tensor alive."""
+        middle, coarse = levels[1], levels[2]
+        middle_size, fine_size = middle.shape[2:], levels[0].shape[2:]
+        middle_td = self.middle_td([middle, _resize(coarse, middle_size)])
+        fine_out = self.fine_out([levels.pop(0), _resize(middle_td, fine_size)])
         if not self.bottom_up:
-            return fine_out, None, None
-        middle_out = self.middle_out([middle, middle_td, _resize(fine_out, middle)])
-        coarse_out = self.coarse_out([coarse, _resize(middle_out, coarse)])
-        return fine_out, middle_out, coarse_out
+            return [fine_out]
+        middle_out = self.middle_out([middle, middle_td, _resize(fine_out, middle_size)])
+        coarse_out = self.coarse_out([coarse, _resize(middle_out, coarse.shape[2:])])
+        return [fine_out, middle_out, coarse_out]
 
 
 class BiFPN(nn.Module):
@@ -106,8 +122,10 @@ class BiFPN(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv3d(c, channels, 1) for c in in_channels[-3:])
         self.layers = nn.ModuleList(BiFPNLayer(channels, bottom_up=i < repeats - 1) for i in range(repeats))
 
-    def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, features: List[torch.Tensor]) -> torch.Tensor:
+        """Empties ``features`` (the encoder's outputs) once they are projected, for the same reason."""
         levels = [conv(f) for conv, f in zip(self.lateral, features[-3:])]
+        features.clear()
         for layer in self.layers:
-            levels = layer(*levels)
+            levels = layer(levels)
         return levels[0]

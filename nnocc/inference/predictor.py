@@ -61,7 +61,7 @@ def available_folds(model_folder: Path, checkpoint: str) -> List[str]:
 
 
 def _load_network(path: Path, config: ConfigurationPlan, device: torch.device) -> OccupancyArchitecture:
-    payload = load_checkpoint(path, map_location=str(device))
+    payload = load_checkpoint(path, map_location=str(device), mmap=True)
     network = build_model(config.architecture.name, config.architecture.kwargs)
     try:
         network.load_state_dict(payload["network_weights"])

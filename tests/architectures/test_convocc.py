@@ -52,3 +52,37 @@ def test_registry_errors_are_clear():
         build_model("nope", {})
     with pytest.raises(NnoccError, match="plan's arguments do not fit"):
         build_model("convocc", {"in_channels": 1})
+
+
+def _textbook_fusion(fusion, inputs):
+    w = torch.relu(fusion.weights)
+    w = w / (w.sum() + 1e-4)
+    return fusion.conv(sum(wi * x for wi, x in zip(w, inputs)))
+
+
+def test_fusion_frees_what_it_has_summed_and_matches_the_textbook_sum():
+    """The BiFPN lets go of each input once summed (a lower inference peak); the sum, the result and
+    the gradients must be those of the plain weighted sum."""
+    from nnocc.architectures.encoders import _WeightedFusion
+
+    torch.manual_seed(0)
+    fusion = _WeightedFusion(3, 4)
+    with torch.no_grad():
+        fusion.weights.copy_(torch.tensor([0.5, 2.0, -1.0]))     # one weight clipped to 0 by the relu
+    inputs = [torch.randn(1, 4, 5, 6, 7, requires_grad=True) for _ in range(3)]
+    expected = _textbook_fusion(fusion, inputs)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [*inputs, fusion.weights])
+    consumed = list(inputs)
+    result = fusion(consumed)
+    assert consumed == [] and torch.equal(result, expected)
+    grads = torch.autograd.grad(result.square().sum(), [*inputs, fusion.weights])
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_bifpn_empties_the_encoder_outputs_it_was_given():
+    model = _model().eval()
+    features = model.encoder(torch.randn(1, 2, 16, 32, 32))
+    with torch.no_grad():
+        grid = model.fusion(features)
+    assert features == [] and grid.shape[1] == model.fusion.lateral[0].out_channels

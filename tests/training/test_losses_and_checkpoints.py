@@ -46,6 +46,16 @@ def test_checkpoints_load_weights_only_and_refuse_arbitrary_objects(tmp_path):
         pickle.dump({"weights": Evil()}, f)
     with pytest.raises(NnoccError, match="cannot be loaded safely"):
         load_checkpoint(tmp_path / "evil.pth")
+    with pytest.raises(NnoccError, match="cannot be loaded safely"):
+        load_checkpoint(tmp_path / "evil.pth", mmap=True)     # inference's way: the same refusal
+
+
+def test_a_mapped_checkpoint_holds_the_same_tensors(tmp_path):
+    payload = {"network_weights": {"w": torch.randn(3, 4)}, "optimizer": {"m": torch.randn(1000)}, "epoch": 2}
+    save_checkpoint(tmp_path / "c.pth", payload)
+    mapped = load_checkpoint(tmp_path / "c.pth", mmap=True)
+    assert mapped["epoch"] == 2 and torch.equal(mapped["network_weights"]["w"], payload["network_weights"]["w"])
+    assert torch.equal(mapped["optimizer"]["m"], payload["optimizer"]["m"])
 
 
 def test_pretrained_encoder_weights(tmp_path):
