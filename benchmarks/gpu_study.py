@@ -95,16 +95,15 @@ def prepare(args) -> Workspace:
 
 
 def nnocc_training(nnocc: NnoccTool, configuration: str, amp: bool, iterations: int) -> Dict:
-    import torch
-
     from nnocc.planning.plans import Plans
+    from nnocc.utils.checkpoints import load_checkpoint
 
     trainer = "gpuStudyAmp" if amp else "gpuStudyFp32"
     m = nnocc.run(f"train_{configuration}_{trainer}", "train", nnocc.ws.dataset_id, configuration, 0, "-tr", trainer,
                   "--epochs", 2, "--iterations_per_epoch", iterations, "--validation_iterations", 1,
                   "--device", nnocc.ws.device, "--no_final_validation", "--quiet", *([] if amp else ["--no_amp"]))
     folder = nnocc.results / nnocc.ws.dataset_name / f"{trainer}__nnoccPlans__{configuration}" / "fold_0"
-    payload = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=True)
+    payload = load_checkpoint(folder / "checkpoint_final.pth")
     plan = Plans.load(nnocc.results.parent / "preprocessed" / nnocc.ws.dataset_name / "nnoccPlans.json")
     config = plan.configurations[configuration]
     epoch_seconds = payload["history"]["epoch_seconds"]

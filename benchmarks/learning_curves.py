@@ -61,10 +61,12 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--redo", action="store_true", help="rerun tools already in --out")
     p.add_argument("--rescore", action="store_true",
                    help="score the kept checkpoints at --marks of tools already in --out again with the code as it "
-                        "is now (after a change to inference), training and its figures untouched")
+                        "is now (after a change to inference), or add marks a cut-off run did not score; training "
+                        "and its figures untouched")
     p.add_argument("--resume", action="store_true",
                    help="score nnocc configurations whose training finished in --work but whose scoring was cut off "
-                        "(a session's end), without training them again")
+                        "(a session's end), without training them again; --marks may be some of the target's, "
+                        "and --rescore adds the others later")
     p.add_argument("--prepare-only", action="store_true",
                    help="make the dataset and plan for the tools in --work, train nothing and leave --out as it is "
                         "(for a session too short for the budget; the run that trains plans again and times it)")
@@ -169,13 +171,19 @@ def boot_time() -> float:
 
 
 def rescore_tool(tool: Tool, ws: Workspace, figures: Dict, marks: Sequence[float]) -> Dict:
-    """The checkpoints at ``marks`` scored again (each point then says when); the curve's other points
-    stay as they were scored."""
+    """The checkpoints at ``marks`` scored again, or for the first time where a cut-off run scored only
+    some of them (a rescored point says when; the curve's other points stay as they were scored).  The
+    inference cost is measured again only with a rescored point: adding one leaves the code as it was."""
     today = datetime.date.today().isoformat()
-    again = [p["minutes"] for p in figures["curve"] if p["minutes"] in marks]
-    logger.info("%s: score the checkpoints at %s again", tool_key(tool), again)
-    curve = [score_checkpoint(tool, ws, p["minutes"]) | {"rescored": today} if p["minutes"] in again else p
-             for p in figures["curve"]]
+    had = {p["minutes"] for p in figures["curve"]}
+    fold = tool.model_folder() / "fold_0"
+    wanted = [m for m in marks if m in had or (fold / f"checkpoint_at_{m:g}min.pth").is_file()]
+    logger.info("%s: score the checkpoints at %s (again: %s)", tool_key(tool), wanted, sorted(had & set(wanted)))
+    scored = {m: score_checkpoint(tool, ws, m) | ({"rescored": today} if m in had else {}) for m in wanted}
+    curve = sorted([p for p in figures["curve"] if p["minutes"] not in scored] + list(scored.values()),
+                   key=lambda p: p["minutes"])
+    if not had & set(scored):
+        return figures | {"curve": curve}
     return figures | {"curve": curve, "inference_cost": inference_cost(tool, ws, tool_key(tool)), "rescored": today}
 
 
@@ -257,7 +265,7 @@ def main(argv=None) -> Path:
     run = target_run(results, args.memory_target, args.budget_minutes)
     run.update({"dataset": ws.dataset_name, "budget_minutes": args.budget_minutes, "memory_target_gb": args.memory_target,
                 "machine": machine(), "device": args.device})
-    if not args.rescore or "marks" not in run:      # a rescore of some marks keeps the curve's
+    if not (args.rescore or args.resume) or "marks" not in run:     # scoring some marks keeps the target's
         run["marks"] = marks
     run.setdefault("commands", []).append(f"python -m benchmarks.learning_curves {' '.join(sys.argv[1:] or argv or [])}")
     keys = available(args, venv)

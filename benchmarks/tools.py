@@ -88,10 +88,9 @@ class NnoccTool:
                         "-npp", 1, "-nps", 1, *extra)
 
     def training_figures(self) -> Dict:
-        import torch
+        from nnocc.utils.checkpoints import load_checkpoint
 
-        checkpoint = self.model_folder() / "fold_0" / "checkpoint_final.pth"
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        payload = load_checkpoint(self.model_folder() / "fold_0" / "checkpoint_final.pth")
         iterations = max(int(payload.get("iterations", 0)), 1)
         return {"training_seconds": payload["elapsed_seconds"], "iterations": iterations,
                 "epochs": payload["epoch"], "seconds_per_iteration": payload["elapsed_seconds"] / iterations,

@@ -47,7 +47,8 @@ def test_learning_curves_report_finds_crossings_and_judges_goals():
     theirs = [_point(5, 0.1, 0.1), _point(15, 0.65, 0.6), _point(30, 0.7, 0.6, rss=1500)]
     assert crossings(ours, theirs) == [(5, 15)]
     assert crossings(ours, ours) == []
-    data = {"runs": {"2GB": {"budget_minutes": 30, "tools": {"3d_occ": {"curve": ours}, "nnunet": {"curve": theirs}}}}}
+    data = {"runs": {"2GB": {"budget_minutes": 30, "marks": [5, 15, 30],
+                             "tools": {"3d_occ": {"curve": ours}, "nnunet": {"curve": theirs}}}}}
     coverage, *rows = curves_goals(data)
     assert not coverage["met"] and coverage["value"] == "3d_occ, nnunet for 30 min at 2GB"
     goals = {g["goal"].split(": ", 1)[1]: g for g in rows}
@@ -57,6 +58,20 @@ def test_learning_curves_report_finds_crossings_and_judges_goals():
     assert trained_on({"date": "2026-12-05", "machine": {"cpu": "AMD EPYC", "cpu_mhz": 2596.1}}) == \
         "2026-12-05, AMD EPYC at 2596 MHz"
     assert trained_on({"date": "2026-12-04", "machine": {"processor": "x86_64"}}) == "2026-12-04"   # before it was recorded
+
+
+def test_learning_curves_report_reads_a_partly_scored_curve_by_its_minutes():
+    from benchmarks.report_curves import _curve_table, coverage_goal, crossings
+
+    full = [_point(5, 0.1, 0.1), _point(30, 0.3, 0.2), _point(60, 0.4, 0.3)]
+    late = [_point(60, 0.5, 0.4)]
+    assert crossings(late, full) == []
+    assert crossings([_point(5, 0.2, 0.1), _point(60, 0.3, 0.2)], full) == [(5, 60)]
+    run = {"budget_minutes": 60, "marks": [5, 30, 60], "tools": {"3d_ossnet": {"curve": late}, "nnunet": {"curve": full}}}
+    assert _curve_table(run)[2:] == ["| 5 | – / – | 0.100 / 0.100 |", "| 30 | – / – | 0.300 / 0.200 |",
+                                     "| 60 | 0.500 / 0.400 | 0.400 / 0.300 |"]
+    coverage = coverage_goal({"runs": {"2GB": run, "8GB": run}})
+    assert not coverage["met"] and "3d_ossnet at 8GB scored at 60 min only" in coverage["value"]
 
 
 def test_gpu_study_records_failures_and_skips_what_the_deadline_cannot_hold(tmp_path):
@@ -131,6 +146,19 @@ def test_learning_curves_score_every_snapshot_and_keep_earlier_tools(tmp_path, m
     assert "peak_rss_source" in resumed["train"]
     assert scored == [0.02, 0.1] and resumed["curve"] == [{"minutes": m, "rescored": True} for m in scored]
     assert resumed["inference_cost"] == {"label": "3d_occ"} and resumed["machine"] == trained["machine"]
+
+    # a resume that scores the last mark only keeps the target's marks, and --rescore adds the other later
+    results["runs"]["1GB"]["tools"].pop("3d_occ", None)
+    (tmp_path / "curves.json").write_text(json.dumps(results))
+    scored.clear()
+    run = json.loads(learning_curves.main(args[:marks_at + 1] + ["0.1"] + args[marks_at + 4:] + ["--resume"]).read_text())
+    run = run["runs"]["1GB"]
+    assert scored == [0.1] and run["marks"] == [0.02, 0.1] and len(run["tools"]["3d_occ"]["curve"]) == 1
+    monkeypatch.setattr(learning_curves, "inference_cost", lambda *a: pytest.fail("adding a mark measured the cost"))
+    added = json.loads(learning_curves.main(args[:marks_at + 1] + ["0.02"] + args[marks_at + 4:] + ["--rescore"])
+                       .read_text())["runs"]["1GB"]["tools"]["3d_occ"]
+    assert scored == [0.1, 0.02] and added["curve"][0] == {"minutes": 0.02, "rescored": True}     # not dated: new
+    assert [p["minutes"] for p in added["curve"]] == [0.02, 0.1] and "rescored" not in added
 
 
 def test_learning_curves_replan_a_lost_workspace_and_restart_a_target_whose_budget_changes(tmp_path):
