@@ -34,6 +34,7 @@ from benchmarks.measure import measure
 from benchmarks.run import inference_stats, machine
 from benchmarks.sconet import inference_cost
 from benchmarks.tools import NnoccTool, NnunetTool, Workspace
+from nnocc.training.checkpoint import snapshot_name
 from nnocc.utils.json_io import save_json
 
 HERE = Path(__file__).resolve().parent
@@ -118,7 +119,7 @@ def score_checkpoint(tool: Tool, ws: Workspace, minutes: float) -> Dict:
     name = f"{tool_key(tool)}_at_{minutes:g}min"
     output = ws.root / f"predictions_{name}"
     shutil.rmtree(output, ignore_errors=True)
-    predicted = tool.predict(output, f"predict_{name}", "-chk", f"checkpoint_at_{minutes:g}min.pth", "--disable_tta")
+    predicted = tool.predict(output, f"predict_{name}", "-chk", snapshot_name(minutes), "--disable_tta")
     cases = max(len(list(ws.test_images.glob("*_0000.nii.gz"))), 1)
     figures = {"minutes": minutes, "predict": predicted.to_dict() | {"seconds_per_case": predicted.seconds / cases},
                "evaluation": evaluate(ws, output, name)}
@@ -144,7 +145,7 @@ def run_tool(tool: Tool, ws: Workspace, marks: List[float]) -> Dict:
 def finished_training(tool: Tool, marks: List[float]) -> bool:
     fold = tool.model_folder() / "fold_0"
     return isinstance(tool, NnoccTool) and (fold / "checkpoint_final.pth").is_file() and \
-        all((fold / f"checkpoint_at_{m:g}min.pth").is_file() for m in marks)
+        all((fold / snapshot_name(m)).is_file() for m in marks)
 
 
 def resume_tool(tool: NnoccTool, ws: Workspace, marks: List[float]) -> Dict:
@@ -177,7 +178,7 @@ def rescore_tool(tool: Tool, ws: Workspace, figures: Dict, marks: Sequence[float
     today = datetime.date.today().isoformat()
     had = {p["minutes"] for p in figures["curve"]}
     fold = tool.model_folder() / "fold_0"
-    wanted = [m for m in marks if m in had or (fold / f"checkpoint_at_{m:g}min.pth").is_file()]
+    wanted = [m for m in marks if m in had or (fold / snapshot_name(m)).is_file()]
     logger.info("%s: score the checkpoints at %s (again: %s)", tool_key(tool), wanted, sorted(had & set(wanted)))
     scored = {m: score_checkpoint(tool, ws, m) | ({"rescored": today} if m in had else {}) for m in wanted}
     curve = sorted([p for p in figures["curve"] if p["minutes"] not in scored] + list(scored.values()),

@@ -124,7 +124,7 @@ def _crossing_text(run: Dict) -> List[str]:
             last = (kits_score(figures["curve"][-1], "mean_dice") or 0) - \
                 (kits_score(tools["nnunet"]["curve"][-1], "mean_dice") or 0)
             out.append(f"- {tool} and nnU-Net: the curves do not cross within the budget "
-                       f"({tool} {'above' if last > 0 else 'below'} throughout).")
+                       f"({tool} {'above' if last > 0 else 'below'} at every mark both scored).")
     return out
 
 

@@ -15,6 +15,11 @@ from nnocc.utils.errors import NnoccError
 CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth")
 
 
+def snapshot_name(minutes: float) -> str:
+    """The checkpoint kept as the training clock passes ``minutes`` (a learning curve's point)."""
+    return f"checkpoint_at_{minutes:g}min.pth"
+
+
 def rng_state(numpy_rng: np.random.Generator) -> Dict[str, Any]:
     return {"torch": torch.get_rng_state(), "numpy": numpy_rng.bit_generator.state,
             "python": list(random.getstate()[1]), "python_version": random.getstate()[0]}

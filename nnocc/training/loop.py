@@ -15,7 +15,7 @@ from tqdm import tqdm
 import nnocc
 from nnocc.architectures.base import OccupancyArchitecture
 from nnocc.architectures.registry import build_model
-from nnocc.training.checkpoint import latest_resumable, load_encoder_weights, restore_rng_state, rng_state
+from nnocc.training.checkpoint import latest_resumable, load_encoder_weights, restore_rng_state, rng_state, snapshot_name
 from nnocc.training.cpu_speed import CpuSpeedProbe, cpu_speed_advice
 from nnocc.training.dataloader import BatchSettings, make_loader
 from nnocc.training.distributed import DistributedContext
@@ -112,11 +112,11 @@ class FoldTrainer:
         """checkpoint_at_<m>min.pth once the training clock passes each requested minute (a learning curve's points)."""
         while self.snapshots_due and elapsed_seconds >= 60 * self.snapshots_due[0]:
             minutes = self.snapshots_due.pop(0)
-            if (self.folder / f"checkpoint_at_{minutes:g}min.pth").is_file():
+            name = snapshot_name(minutes)
+            if (self.folder / name).is_file():
                 continue   # taken before a resume
-            self.save(f"checkpoint_at_{minutes:g}min.pth")
-            self.log.line(f"snapshot at {minutes:g} min ({self.state.iterations} iterations): "
-                          f"checkpoint_at_{minutes:g}min.pth")
+            self.save(name)
+            self.log.line(f"snapshot at {minutes:g} min ({self.state.iterations} iterations): {name}")
 
     def restore(self, path: Path) -> None:
         payload = load_checkpoint(path, map_location=str(self.device))
