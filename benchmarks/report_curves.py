@@ -34,6 +34,16 @@ def crossings(a: List[Dict], b: List[Dict], key: str = "mean_dice") -> List[Tupl
     return [(m0, m1) for (m0, d0), (m1, d1) in zip(signs, signs[1:]) if d0 * d1 < 0 or (d0 == 0) != (d1 == 0)]
 
 
+def plot_order(tool: str) -> int:
+    return TOOLS.index(tool) if tool in TOOLS else len(TOOLS)
+
+
+def line_style(tool: str) -> Dict[str, str]:
+    """One colour per tool in every panel (the targets' runs list their tools in the order they were
+    trained), and the peer dashed."""
+    return {"color": f"C{plot_order(tool)}", "linestyle": "--" if tool == "nnunet" else "-"}
+
+
 def curves_plot(runs: Dict) -> Optional[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -44,9 +54,9 @@ def curves_plot(runs: Dict) -> Optional[str]:
     fig, axes = plt.subplots(len(runs), 2, figsize=(11, 4 * len(runs)), squeeze=False)
     for row, (target, run) in zip(axes, sorted(runs.items())):
         for ax, (key, label) in zip(row, (("mean_dice", "KiTS23 mean Dice"), ("mean_surface_dice", "mean Surface Dice"))):
-            for tool, figures in run["tools"].items():
-                points = [(p["minutes"], kits_score(p, key)) for p in figures["curve"]]
-                ax.plot([m for m, _ in points], [v for _, v in points], marker="o", label=tool)
+            for tool in sorted(run["tools"], key=plot_order):
+                points = [(p["minutes"], kits_score(p, key)) for p in run["tools"][tool]["curve"]]
+                ax.plot([m for m, _ in points], [v for _, v in points], marker="o", label=tool, **line_style(tool))
             ax.set(xlabel="training minutes (wall clock)", ylabel=label, title=f"{label}, planned for {target}",
                    ylim=(0, 1))
             ax.grid(alpha=0.3)
