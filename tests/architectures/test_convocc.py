@@ -78,6 +78,8 @@ def test_fusion_frees_what_it_has_summed_and_matches_the_textbook_sum():
     grads = torch.autograd.grad(result.square().sum(), [*inputs, fusion.weights])
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+    with torch.no_grad():       # inference sums slab by slab (5 z-slices: a slab of 4 and one of 1)
+        assert torch.equal(fusion(list(inputs)), expected)
 
 
 def test_bifpn_empties_the_encoder_outputs_it_was_given():
@@ -86,3 +88,24 @@ def test_bifpn_empties_the_encoder_outputs_it_was_given():
     with torch.no_grad():
         grid = model.fusion(features)
     assert features == [] and grid.shape[1] == model.fusion.lateral[0].out_channels
+
+
+def test_class_heads_match_one_mlp_per_output():
+    """The heads run as one matmul with the bias and ReLU in place (a lower inference peak); outputs
+    and gradients must be those of K separate Linear -> ReLU -> Linear heads."""
+    from nnocc.architectures.blocks import ClassHeads
+
+    torch.manual_seed(0)
+    heads = ClassHeads(6, 5, 3)
+    with torch.no_grad():
+        heads.b1.normal_()
+        heads.b2.normal_()
+    h = torch.randn(50, 6, requires_grad=True)
+    per_head = torch.stack([torch.relu(h @ heads.w1[k] + heads.b1[k]) @ heads.w2[k] + heads.b2[k]
+                            for k in range(3)], dim=1)
+    result = heads(h)
+    torch.testing.assert_close(result, per_head)
+    parameters = [h, heads.w1, heads.b1, heads.w2, heads.b2]
+    for got, want in zip(torch.autograd.grad(result.square().sum(), parameters),
+                         torch.autograd.grad(per_head.square().sum(), parameters)):
+        torch.testing.assert_close(got, want)
