@@ -17,9 +17,6 @@ _NORM = dict(norm_op=nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": T
              nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True})
 
 
-FUSION_SLAB = 4      # z-slices summed at a time at inference
-
-
 def conv_block(in_channels: int, out_channels: int, kernel: int = 3, stride=1) -> nn.Module:
     return ConvDropoutNormReLU(nn.Conv3d, in_channels, out_channels, kernel, stride, conv_bias=True, **_NORM)
 
@@ -68,13 +65,7 @@ class _WeightedFusion(nn.Module):
         w = w / (w.sum() + 1e-4)
         out = w[0] * inputs[0]
         for wi, x in zip(w[1:], inputs[1:]):
-            if torch.is_grad_enabled():
-                out.add_(wi * x)      # in place: the product's backward needs its inputs, not its result
-                continue
-            # slab by slab, so that the product is never a whole level (bitwise the same sum: an FMA
-            # such as addcmul_ would round differently and change the labels)
-            for out_slab, x_slab in zip(out.split(FUSION_SLAB, dim=2), x.split(FUSION_SLAB, dim=2)):
-                out_slab.add_(wi * x_slab)
+            out.add_(wi * x)      # in place: the product's backward needs its inputs, not its result
         inputs.clear()
         # conv, norm and nonlinearity one by one, each result replacing the last: called as one module,
         # the block's input would stay alive beside the conv's and the norm's outputs

@@ -78,8 +78,6 @@ def test_fusion_frees_what_it_has_summed_and_matches_the_textbook_sum():
     grads = torch.autograd.grad(result.square().sum(), [*inputs, fusion.weights])
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
-    with torch.no_grad():       # inference sums slab by slab (5 z-slices: a slab of 4 and one of 1)
-        assert torch.equal(fusion(list(inputs)), expected)
 
 
 def test_bifpn_empties_the_encoder_outputs_it_was_given():
