@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from nnocc.architectures.base import Encoding, MemoryCalibration, OccupancyArchitecture, Placement, PlanningHints
 from nnocc.architectures.blocks import lookup_features
+from nnocc.utils.memory import release_freed_memory
 
 GRID_PADDING = 0.1             # the grid spans the extent plus this share, as ConvONet's (+-0.55)
 PRESETS: Dict[str, Dict[str, Any]] = {"grid32": dict(grid_size=32), "grid64": dict(grid_size=64)}
@@ -208,6 +209,8 @@ class SCONet(OccupancyArchitecture):
         g = self.grid_size
         grids = [pooled.transpose(1, 2).reshape(cloud.shape[0], -1, g, g, g)]            # a copy
         del pooled, features      # not needed beside the U-Net's activations: 84 MB at grid64
+        if not torch.is_grad_enabled() and cloud.device.type == "cpu":
+            release_freed_memory()    # the PointNet's blocks of 50000 points would stay in glibc's heap
         return SconetEncoding(self.unet.forward_consuming(grids), to_grid)
 
     def decode(self, points: torch.Tensor, encoding: Encoding) -> torch.Tensor:
