@@ -27,10 +27,15 @@ def scored_marks(figures: Dict) -> List[float]:
     return [p["minutes"] for p in figures["curve"]]
 
 
+def differences(a: List[Dict], b: List[Dict], key: str = "mean_dice") -> List[Tuple[float, float]]:
+    """(minutes, a - b) at the marks both curves scored, in a's order."""
+    both = [(p, q) for p in a if (q := point_at(b, p["minutes"]))]
+    return [(p["minutes"], (kits_score(p, key) or 0) - (kits_score(q, key) or 0)) for p, q in both]
+
+
 def crossings(a: List[Dict], b: List[Dict], key: str = "mean_dice") -> List[Tuple[float, float]]:
     """(from, to) minutes between which the sign of a - b changes (the curves cross), over the marks both scored."""
-    both = [(p, point_at(b, p["minutes"])) for p in a if point_at(b, p["minutes"])]
-    signs = [(p["minutes"], (kits_score(p, key) or 0) - (kits_score(q, key) or 0)) for p, q in both]
+    signs = differences(a, b, key)
     return [(m0, m1) for (m0, d0), (m1, d1) in zip(signs, signs[1:]) if d0 * d1 < 0 or (d0 == 0) != (d1 == 0)]
 
 
@@ -127,14 +132,16 @@ def _crossing_text(run: Dict) -> List[str]:
         if tool == "nnunet":
             continue
         found = crossings(figures["curve"], tools["nnunet"]["curve"])
+        common = differences(figures["curve"], tools["nnunet"]["curve"])
         if found:
             spans = ", ".join(f"between {a:g} and {b:g} minutes" for a, b in found)
             out.append(f"- {tool} and nnU-Net: the KiTS23 mean Dice curves cross {spans}.")
-        else:
-            last = (kits_score(figures["curve"][-1], "mean_dice") or 0) - \
-                (kits_score(tools["nnunet"]["curve"][-1], "mean_dice") or 0)
+        elif common:     # no crossing: the side at the last common mark is the side at every one
+            side = "above" if common[-1][1] > 0 else "below"
             out.append(f"- {tool} and nnU-Net: the curves do not cross within the budget "
-                       f"({tool} {'above' if last > 0 else 'below'} at every mark both scored).")
+                       f"({tool} {side} at every mark both scored).")
+        else:
+            out.append(f"- {tool} and nnU-Net: no mark scored by both.")
     return out
 
 

@@ -61,7 +61,7 @@ def test_learning_curves_report_finds_crossings_and_judges_goals():
 
 
 def test_learning_curves_report_reads_a_partly_scored_curve_by_its_minutes():
-    from benchmarks.report_curves import _curve_table, coverage_goal, crossings
+    from benchmarks.report_curves import _crossing_text, _curve_table, coverage_goal, crossings
 
     full = [_point(5, 0.1, 0.1), _point(30, 0.3, 0.2), _point(60, 0.4, 0.3)]
     late = [_point(60, 0.5, 0.4)]
@@ -72,6 +72,11 @@ def test_learning_curves_report_reads_a_partly_scored_curve_by_its_minutes():
                                      "| 60 | 0.500 / 0.400 | 0.400 / 0.300 |"]
     coverage = coverage_goal({"runs": {"2GB": run, "8GB": run}})
     assert not coverage["met"] and "3d_ossnet at 8GB scored at 60 min only" in coverage["value"]
+    # cut off before nnU-Net's last, better mark: the side is read at the last mark both scored
+    early = {"budget_minutes": 60, "marks": [5, 30, 60],
+             "tools": {"3d_occ": {"curve": [_point(5, 0.2, 0.1), _point(30, 0.35, 0.2)]}, "nnunet": {"curve": full}}}
+    assert _crossing_text(early) == ["- 3d_occ and nnU-Net: the curves do not cross within the budget "
+                                     "(3d_occ above at every mark both scored)."]
 
 
 def test_gpu_study_records_failures_and_skips_what_the_deadline_cannot_hold(tmp_path):

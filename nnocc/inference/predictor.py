@@ -31,7 +31,7 @@ from nnocc.preprocessing.point_clouds import check_point_cloud_plan
 from nnocc.preprocessing.preprocessor import PreprocessedImage, preprocess_image
 from nnocc.utils.checkpoints import load_checkpoint
 from nnocc.utils.errors import NnoccError
-from nnocc.utils.memory import memory_peak_mb, release_freed_memory
+from nnocc.utils.memory import memory_peak_mb
 
 logger = logging.getLogger(__name__)
 IDENTITY = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
@@ -173,8 +173,6 @@ class Predictor:
         data = torch.from_numpy(pre.data).to(self.device)
         if cloud is None:
             cloud = self.point_cloud(pre)
-            if cloud is not None:       # its many small arrays leave glibc's heap full of freed pages
-                release_freed_memory()
         shape, patch = pre.properties.preprocessed_shape, self.config.patch_size
         if cloud is not None:       # a contour cloud covers the whole case, whatever the patch: one tile
             patch = [max(p, n) for p, n in zip(patch, shape)]
